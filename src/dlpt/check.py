@@ -1,0 +1,360 @@
+"""Claims that check the prose, and the exercise checker.
+
+``claim(condition, statement, **figures)`` turns a sentence of the book into a measured
+test: it prints ``✓ statement (figures)`` or raises :class:`ClaimError`.
+
+``exercise(name, fn)`` runs the hidden tests of exercise ``name`` on the reader's ``fn``
+and says precisely what is wrong. An exercise lives beside the chapter module it belongs
+to, in ``dlpt.<chapter>_exercises``, registered with :func:`register`; the name's prefix
+names the chapter (``"practice.standardize"`` lives in ``dlpt.practice_exercises``).
+"""
+
+from __future__ import annotations
+
+import importlib
+import signal
+import threading
+import traceback
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+__all__ = [
+    "claim",
+    "ClaimError",
+    "claims_made",
+    "exercise",
+    "ExerciseFailed",
+    "Exercise",
+    "register",
+    "registry",
+    "Mismatch",
+    "call",
+    "compare",
+]
+
+
+# --------------------------------------------------------------------------- claims
+
+
+def _format_value(value: Any) -> str:
+    if isinstance(value, torch.Tensor) and value.numel() == 1:
+        value = value.item()
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}: {_format_value(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_format_value(v) for v in value) + "]"
+    return str(value)
+
+
+def _format_figures(figures: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={_format_value(v)}" for k, v in figures.items())
+
+
+class _ReadableError(Exception):
+    """An error that IPython shows as its message alone, without a traceback."""
+
+    def _render_traceback_(self) -> list[str]:
+        return [f"{type(self).__name__}: {self}"]
+
+
+class ClaimError(_ReadableError, AssertionError):
+    """A claim of the book did not hold; the message names the statement and figures."""
+
+    def __init__(self, statement: str, figures: dict[str, Any]):
+        self.statement = statement
+        self.figures = figures
+        shown = f" ({_format_figures(figures)})" if figures else ""
+        super().__init__(f"claim does not hold: {statement}{shown}")
+
+
+_CLAIMS: list[tuple[str, bool, dict[str, Any]]] = []
+
+
+def claims_made() -> list[tuple[str, bool, dict[str, Any]]]:
+    """Every claim checked in this process so far: ``(statement, held, figures)``."""
+    return list(_CLAIMS)
+
+
+def claim(condition: Any, statement: str, **figures: Any) -> None:
+    """Check a stated result: print ``✓ statement (k=v, ...)`` or raise :class:`ClaimError`.
+
+    ``condition`` is a bool (or a one-element tensor); ``figures`` are the measured
+    numbers the statement rests on, printed with four significant digits.
+    """
+    if isinstance(condition, torch.Tensor):
+        if condition.numel() != 1:
+            raise ValueError(f"claim needs one truth value, got a tensor of shape {tuple(condition.shape)}")
+        condition = condition.item()
+    held = bool(condition)
+    _CLAIMS.append((statement, held, figures))
+    if not held:
+        raise ClaimError(statement, figures)
+    shown = f" ({_format_figures(figures)})" if figures else ""
+    print(f"✓ {statement}{shown}")
+
+
+# --------------------------------------------------------------------------- exercises
+
+
+class Mismatch(Exception):
+    """Raised by a checker: the reader's answer is wrong; the message says how."""
+
+
+class _NotAttempted(Exception):
+    pass
+
+
+class _Hang(Exception):
+    pass
+
+
+class ExerciseFailed(_ReadableError):
+    """The reader's answer to an exercise is wrong; the message says precisely how."""
+
+    def __init__(self, name: str, reason: str):
+        self.name = name
+        self.reason = reason
+        super().__init__(f"✗ {name}: {reason}")
+
+
+@dataclass
+class Exercise:
+    """One exercise: its hidden tests, its worked solution and planted wrong answers.
+
+    ``check(fn)`` raises :class:`Mismatch` (through :func:`call` and :func:`compare`)
+    when ``fn`` is wrong and returns the number of cases it passed. ``mistakes`` are
+    plausible wrong answers, each with a phrase its failure message must contain; the
+    unit tests prove the checker rejects every one.
+    """
+
+    name: str
+    check: Callable[[Callable], int]
+    solution: Callable
+    mistakes: Sequence[tuple[Callable, str]] = field(default_factory=list)
+
+
+_REGISTRY: dict[str, Exercise] = {}
+
+
+def register(exercise: Exercise) -> Exercise:
+    """Add an exercise to the registry (done at import of its ``*_exercises`` module)."""
+    _REGISTRY[exercise.name] = exercise
+    return exercise
+
+
+def registry(chapter: str | None = None) -> dict[str, Exercise]:
+    """All registered exercises, importing ``dlpt.<chapter>_exercises`` when named."""
+    if chapter is not None:
+        importlib.import_module(f"dlpt.{chapter}_exercises")
+    return dict(_REGISTRY)
+
+
+def _lookup(name: str) -> Exercise:
+    chapter, _, _ = name.partition(".")
+    if name not in _REGISTRY:
+        try:
+            importlib.import_module(f"dlpt.{chapter}_exercises")
+        except ModuleNotFoundError:
+            pass
+    if name not in _REGISTRY:
+        known = ", ".join(sorted(_REGISTRY)) or "none loaded"
+        raise KeyError(f"no exercise named {name!r} (known: {known})")
+    return _REGISTRY[name]
+
+
+_TIMEOUT = [5.0]  # seconds one call of the reader's function may take; set by exercise()
+
+
+def _raise_hang(signum, frame):
+    raise _Hang()
+
+
+def _run_limited(fn: Callable, args: tuple, seconds: float) -> Any:
+    """Run ``fn(*args)``; raise _Hang if it takes longer than ``seconds``."""
+    if threading.current_thread() is threading.main_thread() and hasattr(signal, "setitimer"):
+        previous = signal.signal(signal.SIGALRM, _raise_hang)
+        signal.setitimer(signal.ITIMER_REAL, seconds)
+        try:
+            return fn(*args)
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, previous)
+    # No alarm signal here (Windows, or not the main thread): run in a helper thread.
+    # A hung thread cannot be killed, but the reader is told and can restart the kernel.
+    box: dict[str, Any] = {}
+
+    def target():
+        try:
+            box["value"] = fn(*args)
+        except BaseException as exc:  # handed back to the caller below
+            box["error"] = exc
+
+    worker = threading.Thread(target=target, daemon=True)
+    worker.start()
+    worker.join(seconds)
+    if worker.is_alive():
+        raise _Hang()
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
+
+
+def _describe(value: Any) -> str:
+    """A short description of a value: shape and dtype for tensors, repr otherwise."""
+    if isinstance(value, torch.Tensor):
+        return f"tensor of shape {tuple(value.shape)}, dtype {value.dtype}"
+    if isinstance(value, np.ndarray):
+        return f"numpy array of shape {value.shape}, dtype {value.dtype}"
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _reader_frame(exc: BaseException) -> str:
+    """The innermost traceback line that lies outside dlpt: where the reader's code broke."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    mine = [f for f in frames if "/dlpt/" not in f.filename.replace("\\", "/")]
+    if not mine:
+        return ""
+    f = mine[-1]
+    where = f"line {f.lineno}" + (f": {f.line.strip()}" if f.line else "")
+    return f" (at {where})"
+
+
+def call(fn: Callable, *args: Any, inputs: str) -> Any:
+    """Call the reader's ``fn(*args)`` for a checker; ``inputs`` describes the case.
+
+    An exception or a hang becomes a :class:`Mismatch` that names the inputs, so the
+    reader sees which case broke and where, not a raw traceback.
+    """
+    try:
+        return _run_limited(fn, args, _TIMEOUT[0])
+    except NotImplementedError:
+        raise _NotAttempted() from None
+    except _Hang:
+        raise Mismatch(
+            f"your function did not return within {_TIMEOUT[0]:g} s on {inputs}; "
+            "look for a loop that never ends"
+        ) from None
+    except Exception as exc:
+        raise Mismatch(
+            f"your function raised {type(exc).__name__}: {exc}{_reader_frame(exc)} on {inputs}"
+        ) from None
+
+
+def _as_tensor(value: Any) -> torch.Tensor | None:
+    if isinstance(value, torch.Tensor):
+        return value
+    if isinstance(value, (int, float, bool, np.ndarray, np.generic)):
+        return torch.as_tensor(value)
+    return None
+
+
+def _close(a: torch.Tensor, b: torch.Tensor, atol: float, rtol: float) -> bool:
+    if a.shape != b.shape:
+        return False
+    return bool(torch.allclose(a.double(), b.double(), atol=atol, rtol=rtol, equal_nan=True))
+
+
+def compare(
+    got: Any,
+    expected: Any,
+    *,
+    inputs: str,
+    what: str = "the result",
+    atol: float = 1e-5,
+    rtol: float = 1e-4,
+    check_dtype: bool = True,
+    mistakes: Sequence[tuple[Any, str]] = (),
+) -> None:
+    """Raise :class:`Mismatch` unless ``got`` equals ``expected`` (tensors, numbers, tuples).
+
+    Checks, in order: the kind of value, the shape, the dtype, non-finite values, then the
+    values within ``atol + rtol * |expected|``. ``mistakes`` pairs the output a known wrong
+    answer would give on these inputs with a hint; a match adds the hint to the message.
+    """
+    if isinstance(expected, tuple):
+        if not isinstance(got, (tuple, list)) or len(got) != len(expected):
+            raise Mismatch(
+                f"on {inputs}, {what} should be a tuple of {len(expected)} values, "
+                f"got {_describe(got)}"
+            )
+        for i, (g, e) in enumerate(zip(got, expected)):
+            mistakes_i = [(m[i], hint) for m, hint in mistakes if isinstance(m, tuple)]
+            compare(g, e, inputs=inputs, what=f"{what}[{i}]", atol=atol, rtol=rtol,
+                    check_dtype=check_dtype, mistakes=mistakes_i)
+        return
+    want = _as_tensor(expected)
+    have = _as_tensor(got)
+    if have is None:
+        raise Mismatch(f"on {inputs}, {what} should be {_describe(expected)}, got {_describe(got)}")
+    if isinstance(expected, torch.Tensor) and not isinstance(got, torch.Tensor):
+        raise Mismatch(f"on {inputs}, {what} should be a torch tensor, got {_describe(got)}")
+    if have.shape != want.shape:
+        raise Mismatch(
+            f"on {inputs}, {what} should have shape {tuple(want.shape)}, got shape {tuple(have.shape)}"
+            + _hint(have, mistakes, atol, rtol)
+        )
+    if check_dtype and isinstance(expected, torch.Tensor) and have.dtype != want.dtype:
+        raise Mismatch(f"on {inputs}, {what} should have dtype {want.dtype}, got {have.dtype}")
+    if want.is_floating_point() or have.is_floating_point():
+        bad = ~torch.isfinite(have.double()) & torch.isfinite(want.double())
+        if bad.any():
+            raise Mismatch(
+                f"on {inputs}, {what} holds {int(bad.sum())} non-finite value(s) (inf or nan) "
+                "where the answer is finite" + _hint(have, mistakes, atol, rtol)
+            )
+    if not _close(have, want, atol, rtol):
+        diff = (have.double() - want.double()).abs()
+        diff = torch.nan_to_num(diff, nan=float("inf"))
+        if diff.dim() == 0:
+            detail = f"expected {want.item():.6g}, got {have.item():.6g}"
+        else:
+            index = np.unravel_index(int(diff.argmax()), tuple(diff.shape))
+            index = tuple(int(i) for i in index)
+            detail = (
+                f"the largest difference is at index {index}: expected {want[index].item():.6g}, "
+                f"got {have[index].item():.6g} ({int((diff > atol + rtol * want.double().abs()).sum())} "
+                f"of {diff.numel()} entries differ)"
+            )
+        raise Mismatch(f"on {inputs}, {what} is wrong: {detail}" + _hint(have, mistakes, atol, rtol))
+
+
+def _hint(have: torch.Tensor, mistakes: Sequence[tuple[Any, str]], atol: float, rtol: float) -> str:
+    for wrong, hint in mistakes:
+        wrong = _as_tensor(wrong)
+        if wrong is not None and _close(have, wrong, atol, rtol):
+            return f". Hint: {hint}"
+    return ""
+
+
+def exercise(name: str, fn: Callable, timeout: float = 5.0) -> None:
+    """Run exercise ``name``'s hidden tests on ``fn``; print one line when all pass.
+
+    When ``fn`` still raises ``NotImplementedError`` it prints that the exercise is not
+    attempted yet and returns, so a notebook run from top to bottom goes on. Raises :class:`ExerciseFailed`, with a
+    message naming the input, what was expected and what came back, when ``fn`` is wrong,
+    raises an exception, or runs longer than ``timeout`` seconds on one case.
+    """
+    spec = _lookup(name)
+    if not callable(fn):
+        raise ExerciseFailed(name, f"expected a function, got {_describe(fn)}")
+    _TIMEOUT[0] = timeout
+    try:
+        passed = spec.check(fn)
+    except _NotAttempted:
+        print(f"… {name}: not attempted yet — replace `raise NotImplementedError` with your code, "
+              "then run this cell again (a worked solution follows)")
+        return
+    except Mismatch as wrong:
+        raise ExerciseFailed(name, str(wrong)) from None
+    finally:
+        _TIMEOUT[0] = 5.0
+    print(f"✓ {name}: all {passed} checks passed")

@@ -1,0 +1,119 @@
+"""Offline data sets, each a function returning tensors with a fixed train/test split.
+
+Nothing here downloads: scikit-learn ships the digits and the breast-cancer table, and
+MNIST-1D is generated procedurally by the ``mnist1d`` package. The same arguments always
+give the same tensors.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import NamedTuple
+
+import numpy as np
+import torch
+
+__all__ = ["Split", "digits", "mnist1d", "breast_cancer", "train_val_split"]
+
+
+class Split(NamedTuple):
+    """A data set split in two: ``x_train: (N, ...)``, ``y_train: (N,)``, and the test part."""
+
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+
+    @property
+    def train(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(x_train, y_train)``, the form ``dlpt.train.fit`` takes."""
+        return self.x_train, self.y_train
+
+    @property
+    def test(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(x_test, y_test)``."""
+        return self.x_test, self.y_test
+
+
+def _stratified_split(x: np.ndarray, y: np.ndarray, test_fraction: float, seed: int) -> Split:
+    from sklearn.model_selection import train_test_split
+
+    if not 0 < test_fraction < 1:
+        raise ValueError(f"test_fraction must lie strictly between 0 and 1, got {test_fraction}")
+    x_tr, x_te, y_tr, y_te = train_test_split(
+        x, y, test_size=test_fraction, random_state=seed, stratify=y
+    )
+    as_x = functools.partial(torch.as_tensor, dtype=torch.float32)
+    as_y = functools.partial(torch.as_tensor, dtype=torch.int64)
+    return Split(as_x(x_tr), as_y(y_tr), as_x(x_te), as_y(y_te))
+
+
+def digits(test_fraction: float = 0.2, seed: int = 0) -> Split:
+    """scikit-learn's 1,797 handwritten digits: ``x: (N, 1, 8, 8)`` in [0, 1], ``y: (N,)`` in 0..9.
+
+    The split is stratified by class and fixed by ``seed``.
+    """
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    x = (bunch.images / 16.0).astype(np.float32)[:, None]
+    return _stratified_split(x, bunch.target, test_fraction, seed)
+
+
+def breast_cancer(test_fraction: float = 0.2, seed: int = 0) -> Split:
+    """The Wisconsin diagnostic breast-cancer table (UCI): ``x: (N, 30)`` raw, ``y: (N,)`` in {0, 1}.
+
+    569 tumours, 30 measured features on very different scales (not standardized here:
+    that is the reader's job, on training statistics only); label 1 is benign. The split
+    is stratified and fixed by ``seed``.
+    """
+    from sklearn.datasets import load_breast_cancer
+
+    bunch = load_breast_cancer()
+    return _stratified_split(bunch.data, bunch.target, test_fraction, seed)
+
+
+@functools.lru_cache(maxsize=4)
+def _mnist1d_arrays(seed: int) -> tuple[np.ndarray, ...]:
+    from mnist1d.data import get_dataset_args, make_dataset
+
+    args = get_dataset_args()
+    args.seed = seed
+    state = np.random.get_state()  # make_dataset reseeds NumPy's global generator
+    try:
+        data = make_dataset(args)  # generated here; never get_dataset, which downloads
+    finally:
+        np.random.set_state(state)
+    return data["x"], data["y"], data["x_test"], data["y_test"]
+
+
+def mnist1d(seed: int = 42) -> Split:
+    """MNIST-1D (Greydanus, 2020), generated offline: ``x: (N, 40)``, ``y: (N,)`` in 0..9.
+
+    4,000 training and 1,000 test sequences made with the package's default arguments;
+    ``seed`` 42 is the published data set.
+    """
+    x_tr, y_tr, x_te, y_te = _mnist1d_arrays(seed)
+    return Split(
+        torch.as_tensor(x_tr, dtype=torch.float32),
+        torch.as_tensor(y_tr, dtype=torch.int64),
+        torch.as_tensor(x_te, dtype=torch.float32),
+        torch.as_tensor(y_te, dtype=torch.int64),
+    )
+
+
+def train_val_split(
+    x: torch.Tensor, y: torch.Tensor, val_fraction: float = 0.2, seed: int = 0
+) -> Split:
+    """Hold out a random ``val_fraction`` of ``(x: (N, ...), y: (N,))`` for validation.
+
+    Returns a :class:`Split` whose "test" part is the validation set; fixed by ``seed``.
+    """
+    if len(x) != len(y):
+        raise ValueError(f"x and y must have the same first dimension, got {tuple(x.shape)} and {tuple(y.shape)}")
+    if not 0 < val_fraction < 1:
+        raise ValueError(f"val_fraction must lie strictly between 0 and 1, got {val_fraction}")
+    order = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))
+    n_val = max(1, round(val_fraction * len(x)))
+    val, train = order[:n_val], order[n_val:]
+    return Split(x[train], y[train], x[val], y[val])

@@ -1,0 +1,96 @@
+"""Device choice, seeding, the global scale knob and a timer.
+
+Every notebook starts with ``dlpt.setup(seed=0)``. Two environment variables let a
+reader change a run without editing the notebook:
+
+- ``DLPT_SCALE`` (default 1): multiplies training lengths passed through :func:`scaled`,
+  so a reader with a GPU can train longer.
+- ``DLPT_SEED``: replaces the seed a notebook asks for, so anyone can check that the
+  notebook's claims hold for another seed too.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import time
+
+import numpy as np
+import torch
+
+__all__ = ["setup", "pick_device", "seed_everything", "scale", "scaled", "Timer", "timer"]
+
+
+def pick_device(device: str | torch.device | None = None) -> torch.device:
+    """Return ``device`` if given, else the best available: cuda, then mps, then cpu."""
+    if device is not None:
+        return torch.device(device)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python's, NumPy's and PyTorch's (CPU and CUDA) random generators."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)  # seeds CUDA too
+
+
+def scale() -> float:
+    """The global scale knob: the float in ``DLPT_SCALE`` (default 1.0, must be > 0)."""
+    raw = os.environ.get("DLPT_SCALE", "1")
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"DLPT_SCALE must be a positive number, got {raw!r}") from None
+    if value <= 0:
+        raise ValueError(f"DLPT_SCALE must be a positive number, got {raw!r}")
+    return value
+
+
+def scaled(n: int) -> int:
+    """``n`` training steps (or epochs) multiplied by ``DLPT_SCALE``, at least 1."""
+    return max(1, round(n * scale()))
+
+
+def setup(seed: int = 0, device: str | torch.device | None = None) -> torch.device:
+    """Seed everything and choose the device; print one line saying what was chosen.
+
+    ``DLPT_SEED`` in the environment overrides ``seed``. Returns the device.
+    """
+    if "DLPT_SEED" in os.environ:
+        seed = int(os.environ["DLPT_SEED"])
+    seed_everything(seed)
+    chosen = pick_device(device)
+    note = f", DLPT_SCALE={scale():g}" if scale() != 1 else ""
+    print(f"dlpt: device={chosen}, seed={seed}, torch {torch.__version__}{note}")
+    return chosen
+
+
+def _synchronize() -> None:
+    # GPU work is asynchronous: wait for it, or the timer measures only the launch.
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
+class Timer:
+    """Wall-clock seconds of a ``with`` block: ``with timer() as t: ...`` then ``t.seconds``."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+
+    def __enter__(self) -> Timer:
+        _synchronize()
+        self._start = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        _synchronize()
+        self.seconds = time.perf_counter() - self._start
+
+
+timer = Timer
