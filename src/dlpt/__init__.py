@@ -4,7 +4,7 @@ Plumbing (``setup``, ``train``, ``plot``, ``check``, ``data``) and the building 
 each chapter teaches, one module per chapter (``dlpt.practice``, ...).
 """
 
-from dlpt import check, data, plot, train
+from dlpt import check, data, plot, practice, train
 from dlpt.check import ClaimError, claim
 from dlpt.runtime import scale, scaled, setup, timer
 from dlpt.show import show
@@ -23,4 +23,5 @@ __all__ = [
     "data",
     "plot",
     "train",
+    "practice",
 ]

@@ -291,12 +291,13 @@ def compare(
             compare(g, e, inputs=inputs, what=f"{what}[{i}]", atol=atol, rtol=rtol,
                     check_dtype=check_dtype, mistakes=mistakes_i)
         return
+    if isinstance(expected, torch.Tensor) and not isinstance(got, torch.Tensor):
+        raise Mismatch(f"on {inputs}, {what} should be a torch tensor ({_describe(expected)}), "
+                       f"got {_describe(got)}")
     want = _as_tensor(expected)
     have = _as_tensor(got)
     if have is None:
         raise Mismatch(f"on {inputs}, {what} should be {_describe(expected)}, got {_describe(got)}")
-    if isinstance(expected, torch.Tensor) and not isinstance(got, torch.Tensor):
-        raise Mismatch(f"on {inputs}, {what} should be a torch tensor, got {_describe(got)}")
     if have.shape != want.shape:
         raise Mismatch(
             f"on {inputs}, {what} should have shape {tuple(want.shape)}, got shape {tuple(have.shape)}"

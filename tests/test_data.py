@@ -1,0 +1,70 @@
+import numpy as np
+import pytest
+import torch
+
+from dlpt import data
+
+
+@pytest.mark.parametrize(
+    ("loader", "x_shape", "classes"),
+    [(data.digits, (1, 8, 8), 10), (data.breast_cancer, (30,), 2), (data.mnist1d, (40,), 10)],
+)
+def test_shapes_dtypes_and_determinism(loader, x_shape, classes):
+    first, second = loader(), loader()
+    assert first.x_train.shape[1:] == x_shape and first.x_test.shape[1:] == x_shape
+    assert first.x_train.dtype == torch.float32 and first.y_train.dtype == torch.int64
+    assert len(first.x_train) == len(first.y_train) and len(first.x_test) == len(first.y_test)
+    assert set(first.y_train.unique().tolist()) == set(range(classes))
+    for a, b in zip(first, second):
+        assert torch.equal(a, b)
+    assert first.train[0] is first.x_train and first.test[1] is first.y_test
+
+
+def test_sizes():
+    assert len(data.digits().x_train) + len(data.digits().x_test) == 1797
+    assert len(data.breast_cancer().x_test) == 114
+    split = data.mnist1d()
+    assert (len(split.x_train), len(split.x_test)) == (4000, 1000)
+
+
+def test_digits_in_unit_range_and_splits_differ_by_seed():
+    a, b = data.digits(seed=0), data.digits(seed=1)
+    assert a.x_train.min() >= 0 and a.x_train.max() <= 1
+    assert not torch.equal(a.y_test, b.y_test)
+
+
+def test_train_and_test_do_not_overlap():
+    split = data.breast_cancer()
+    train_rows = {tuple(r.tolist()) for r in split.x_train}
+    assert not any(tuple(r.tolist()) in train_rows for r in split.x_test)
+
+
+def test_mnist1d_leaves_numpy_global_state_alone():
+    np.random.seed(5)
+    expected = np.random.rand()
+    np.random.seed(5)
+    data._mnist1d_arrays.cache_clear()
+    data.mnist1d(seed=1)
+    assert np.random.rand() == expected
+
+
+def test_train_val_split_partitions_and_is_deterministic():
+    x, y = torch.arange(20.0)[:, None], torch.arange(20)
+    a, b = data.train_val_split(x, y, 0.25, seed=3), data.train_val_split(x, y, 0.25, seed=3)
+    assert len(a.x_test) == 5 and len(a.x_train) == 15
+    assert sorted(torch.cat([a.y_train, a.y_test]).tolist()) == list(range(20))
+    assert torch.equal(a.y_test, b.y_test)
+    assert torch.equal(a.x_train[:, 0].long(), a.y_train)  # rows stay paired
+
+
+@pytest.mark.parametrize("fraction", [0, 1, 1.5])
+def test_bad_fractions_are_refused(fraction):
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        data.digits(test_fraction=fraction)
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        data.train_val_split(torch.zeros(4), torch.zeros(4), fraction)
+
+
+def test_train_val_split_refuses_mismatched_lengths():
+    with pytest.raises(ValueError, match="same first dimension"):
+        data.train_val_split(torch.zeros(4, 2), torch.zeros(3))

@@ -1,0 +1,66 @@
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+import dlpt  # noqa: E402
+from dlpt import plot  # noqa: E402
+from dlpt.train import History  # noqa: E402
+
+
+def test_curves_draws_one_line_per_run():
+    ax = plot.curves({"a": History(loss=[3.0, 2.0, 1.0]), "b": [(10, 1.0), (20, 0.5)], "c": torch.ones(5)}, log=True)
+    assert [line.get_label() for line in ax.get_lines()] == ["a", "b", "c"]
+    assert list(ax.get_lines()[1].get_xdata()) == [10, 20]
+    assert ax.get_yscale() == "log"
+    plt.close("all")
+
+
+def test_curves_smooths_with_a_moving_average():
+    ax = plot.curves({"a": [0.0, 2.0, 0.0, 2.0]}, smooth=2)
+    assert list(ax.get_lines()[0].get_ydata()) == [1.0, 1.0, 1.0]
+    plt.close("all")
+
+
+def test_curves_refuses_bad_input():
+    with pytest.raises(ValueError, match="empty"):
+        plot.curves({})
+    with pytest.raises(ValueError, match=r"\(T, 2\)"):
+        plot.curves({"a": torch.zeros(3, 3)})
+
+
+@pytest.mark.parametrize("shape", [(6, 8, 8), (6, 1, 8, 8), (6, 3, 8, 8)])
+def test_image_grid_accepts_grey_and_colour(shape):
+    fig = plot.image_grid(torch.rand(shape), titles=list("abcdef"), ncols=4)
+    assert len(fig.axes) == 8 and fig.axes[0].get_title() == "a"
+    plt.close("all")
+
+
+def test_image_grid_refuses_bad_shapes_and_titles():
+    with pytest.raises(ValueError, match=r"\(N, H, W\)"):
+        plot.image_grid(torch.rand(2, 2, 8, 8))
+    with pytest.raises(ValueError, match="titles"):
+        plot.image_grid(torch.rand(2, 8, 8), titles=["x"])
+
+
+def test_heatmap_labels_and_annotates():
+    ax = plot.heatmap(torch.tensor([[0.1, 0.9], [0.5, 0.5]]), row_labels=["r1", "r2"], col_labels=["c1", "c2"])
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["c1", "c2"]
+    assert sorted(t.get_text() for t in ax.texts) == ["0.10", "0.50", "0.50", "0.90"]
+    with pytest.raises(ValueError, match="2-D"):
+        plot.heatmap(torch.zeros(3))
+    with pytest.raises(ValueError, match="row_labels"):
+        plot.heatmap(torch.zeros(2, 2), row_labels=["a"])
+    plt.close("all")
+
+
+def test_show_prints_source_outside_a_notebook(capsys):
+    dlpt.show(dlpt.practice.standardize)
+    assert capsys.readouterr().out.startswith("def standardize(x_train")
+
+
+def test_show_refuses_objects_without_source():
+    with pytest.raises(TypeError, match="cannot show"):
+        dlpt.show(3)

@@ -1,0 +1,71 @@
+import random
+
+import numpy as np
+import pytest
+import torch
+
+import dlpt
+from dlpt import runtime
+
+
+def test_setup_seeds_everything_and_prints_one_line(capsys, monkeypatch):
+    monkeypatch.delenv("DLPT_SEED", raising=False)
+    device = dlpt.setup(seed=3, device="cpu")
+    first = (random.random(), np.random.rand(), torch.rand(1).item())
+    dlpt.setup(seed=3, device="cpu")
+    second = (random.random(), np.random.rand(), torch.rand(1).item())
+    assert device == torch.device("cpu")
+    assert first == second
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0] == f"dlpt: device=cpu, seed=3, torch {torch.__version__}"
+
+
+def test_dlpt_seed_overrides_the_notebook_seed(capsys, monkeypatch):
+    monkeypatch.setenv("DLPT_SEED", "7")
+    dlpt.setup(seed=0, device="cpu")
+    value = torch.rand(1).item()
+    torch.manual_seed(7)
+    assert value == torch.rand(1).item()
+    assert "seed=7" in capsys.readouterr().out
+
+
+def test_pick_device_prefers_what_is_asked_then_cuda_then_cpu():
+    assert runtime.pick_device("cpu") == torch.device("cpu")
+    expected = "cuda" if torch.cuda.is_available() else None
+    if expected is None and not (torch.backends.mps.is_available()):
+        assert runtime.pick_device() == torch.device("cpu")
+
+
+@pytest.mark.parametrize(
+    ("value", "n", "expected"), [("1", 200, 200), ("4", 200, 800), ("0.5", 3, 2), ("0.001", 10, 1)]
+)
+def test_scaled_multiplies_by_dlpt_scale(monkeypatch, value, n, expected):
+    monkeypatch.setenv("DLPT_SCALE", value)
+    assert dlpt.scaled(n) == expected
+
+
+def test_scale_defaults_to_one(monkeypatch):
+    monkeypatch.delenv("DLPT_SCALE", raising=False)
+    assert dlpt.scale() == 1.0
+
+
+@pytest.mark.parametrize("bad", ["zero", "-1", "0"])
+def test_bad_scale_is_refused_with_its_value(monkeypatch, bad):
+    monkeypatch.setenv("DLPT_SCALE", bad)
+    with pytest.raises(ValueError, match="DLPT_SCALE"):
+        dlpt.scaled(10)
+
+
+def test_setup_mentions_a_non_default_scale(capsys, monkeypatch):
+    monkeypatch.setenv("DLPT_SCALE", "2")
+    monkeypatch.delenv("DLPT_SEED", raising=False)
+    dlpt.setup(device="cpu")
+    assert "DLPT_SCALE=2" in capsys.readouterr().out
+
+
+def test_timer_measures_a_block():
+    import time
+
+    with dlpt.timer() as t:
+        time.sleep(0.05)
+    assert 0.04 < t.seconds < 1.0
