@@ -64,3 +64,15 @@ def test_show_prints_source_outside_a_notebook(capsys):
 def test_show_refuses_objects_without_source():
     with pytest.raises(TypeError, match="cannot show"):
         dlpt.show(3)
+
+
+def test_explore_draws_the_start_values_once_outside_a_notebook():
+    calls = []
+    plot.explore(lambda lr, depth: calls.append((lr, depth)), {"lr": [0.1, 1.0], "depth": [2, 4]},
+                 start={"lr": 1.0, "depth": 2})
+    assert calls == [(1.0, 2)]
+
+
+def test_explore_refuses_a_start_that_is_not_an_option():
+    with pytest.raises(ValueError, match=r"start\['lr'\] must be one of the options \[0.1, 1.0\]"):
+        plot.explore(lambda lr: None, {"lr": [0.1, 1.0]}, start={"lr": 0.5})

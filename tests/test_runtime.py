@@ -69,3 +69,7 @@ def test_timer_measures_a_block():
     with dlpt.timer() as t:
         time.sleep(0.05)
     assert 0.04 < t.seconds < 1.0
+
+
+def test_in_notebook_is_false_outside_a_kernel():
+    assert runtime.in_notebook() is False

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
+from dlpt.runtime import in_notebook
 from dlpt.train import History
 
-__all__ = ["curves", "image_grid", "heatmap"]
+__all__ = ["curves", "image_grid", "heatmap", "explore"]
 
 
 def _xy(run) -> tuple[np.ndarray, np.ndarray]:
@@ -138,3 +139,41 @@ def heatmap(
     if title:
         ax.set_title(title)
     return ax
+
+
+def explore(draw: Callable[..., None], choices: Mapping[str, Sequence], start: Mapping[str, object]) -> None:
+    """Show ``draw(**start)``, then sliders that redraw it for other choices.
+
+    draw: makes one matplotlib figure from keyword arguments, e.g. ``draw(lr=0.01)``.
+    choices: ``{name: options}``, the values each slider steps through.
+    start: ``{name: value}``, the values drawn first; each must be one of its options.
+
+    The figure for ``start`` is always shown as a plain image, so the static book and a
+    run without Jupyter show it; in a live notebook with ipywidgets, sliders follow and
+    each change redraws the figure below them.
+    """
+    for name, options in choices.items():
+        if name not in start or start[name] not in list(options):
+            raise ValueError(f"start[{name!r}] must be one of the options {list(options)}, got {start.get(name)!r}")
+    draw(**start)
+    plt.show()
+    if not in_notebook():
+        return
+    try:
+        import ipywidgets as widgets
+        from IPython.display import display
+    except ImportError:
+        return
+    sliders = {name: widgets.SelectionSlider(options=list(options), value=start[name], description=name)
+               for name, options in choices.items()}
+    output = widgets.Output()
+
+    def redraw(_change) -> None:
+        with output:
+            output.clear_output(wait=True)
+            draw(**{name: slider.value for name, slider in sliders.items()})
+            plt.show()
+
+    for slider in sliders.values():
+        slider.observe(redraw, names="value")
+    display(widgets.VBox([widgets.HTML("<i>Move a slider to redraw the figure:</i>"), *sliders.values(), output]))

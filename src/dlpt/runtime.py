@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import os
 import random
+import sys
 import time
 
 import numpy as np
 import torch
 
-__all__ = ["setup", "pick_device", "seed_everything", "scale", "scaled", "Timer", "timer"]
+__all__ = ["setup", "pick_device", "seed_everything", "scale", "scaled", "in_notebook", "Timer", "timer"]
 
 
 def pick_device(device: str | torch.device | None = None) -> torch.device:
@@ -55,6 +56,15 @@ def scale() -> float:
 def scaled(n: int) -> int:
     """``n`` training steps (or epochs) multiplied by ``DLPT_SCALE``, at least 1."""
     return max(1, round(n * scale()))
+
+
+def in_notebook() -> bool:
+    """True inside a Jupyter kernel (where widgets and tqdm's notebook bar can render)."""
+    ipython = sys.modules.get("IPython")
+    try:
+        return ipython is not None and type(ipython.get_ipython()).__name__ == "ZMQInteractiveShell"
+    except Exception:
+        return False
 
 
 def setup(seed: int = 0, device: str | torch.device | None = None) -> torch.device:

@@ -18,6 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from dlpt.runtime import in_notebook
+
 __all__ = [
     "fit",
     "History",
@@ -154,7 +156,7 @@ class _Progress:
         self.every = max(1, total // 10)
         if not enabled:
             return
-        if _in_notebook() or sys.stderr.isatty():
+        if in_notebook() or sys.stderr.isatty():
             from tqdm.auto import tqdm
 
             self.bar = tqdm(total=total, desc=desc, leave=False)
@@ -170,14 +172,6 @@ class _Progress:
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
-
-
-def _in_notebook() -> bool:
-    shell = sys.modules.get("IPython")
-    try:
-        return shell is not None and type(shell.get_ipython()).__name__ == "ZMQInteractiveShell"
-    except Exception:
-        return False
 
 
 def fit(
