@@ -12,7 +12,7 @@ JOBS ?= 2
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # Every process below (tests, notebook kernels, the book's executor) refuses the network.
-OFFLINE := PYTHONPATH=$(CURDIR)/tests/offline MPLBACKEND=Agg
+OFFLINE := PYTHONPATH=$(CURDIR)/tests/offline
 SPHINX_STRICT := -W -n --keep-going
 
 .PHONY: setup book test lint pytest book-check timings gpu clean
@@ -33,8 +33,11 @@ book: $(STAMP)
 
 test: lint pytest book-check
 
+# Notebook code is held to 92 columns so that it fits the book's text column unscrolled.
 lint: $(STAMP)
 	$(BIN)/ruff check src tests tools conftest.py
+	$(BIN)/ruff check --line-length 92 chapters
+	$(BIN)/ruff format --check --line-length 92 chapters
 	$(BIN)/actionlint .github/workflows/*.yml
 
 # Unit tests and every notebook (nbval executes each once), spread over $(JOBS) workers;
@@ -51,7 +54,7 @@ book-check: $(STAMP)
 
 # Seconds per notebook on this machine's CPU, run one after another; rewrites the README's table.
 timings: $(STAMP)
-	$(OFFLINE) $(BIN)/python tools/run_notebooks.py --record cpu
+	$(OFFLINE) MPLBACKEND=Agg $(BIN)/python tools/run_notebooks.py --record cpu
 
 # Every notebook on a CUDA machine that has PyTorch and dlpt's dependencies but no Jupyter:
 # code cells run in order in one Python process per notebook. Records the README's GPU column.

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import matplotlib
 
+# Agg for this process only: notebook kernels keep their inline backend, or the book and
+# nbval would run notebooks whose figures silently go nowhere.
 matplotlib.use("Agg")
 
 OFFLINE = Path(__file__).parent / "tests" / "offline"
@@ -15,5 +17,3 @@ if str(OFFLINE) not in os.environ.get("PYTHONPATH", "").split(os.pathsep):
     os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(OFFLINE), os.environ.get("PYTHONPATH")) if p)
 sys.path.insert(0, str(OFFLINE))
 import sitecustomize  # noqa: E402,F401  (installs the guard in this process, if start-up did not)
-
-os.environ.setdefault("MPLBACKEND", "Agg")

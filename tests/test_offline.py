@@ -49,16 +49,29 @@ def test_child_processes_inherit_the_guard():
     assert out.startswith("refused: ") and "disabled while the book runs offline" in out
 
 
-def test_notebook_kernels_refuse_the_network():
-    """Start a kernel as nbval does and try to connect from inside it."""
+def _run_in_kernel(code: str) -> list[dict]:
+    """Start a kernel as nbval and the book build do, run ``code``, return its output messages."""
     from jupyter_client.manager import start_new_kernel
 
     manager, client = start_new_kernel(kernel_name="python3")
     try:
         outputs = []
-        client.execute_interactive(PROBE, timeout=60, output_hook=lambda msg: outputs.append(msg))
-        text = "".join(m["content"].get("text", "") for m in outputs if m["msg_type"] == "stream")
+        client.execute_interactive(code, timeout=60, output_hook=outputs.append)
     finally:
         client.stop_channels()
         manager.shutdown_kernel(now=True)
+    return outputs
+
+
+def test_notebook_kernels_refuse_the_network():
+    outputs = _run_in_kernel(PROBE)
+    text = "".join(m["content"].get("text", "") for m in outputs if m["msg_type"] == "stream")
     assert text.startswith("refused: ") and "disabled while the book runs offline" in text, text
+
+
+def test_notebook_kernels_still_draw_figures():
+    """The test environment must not change the kernels' inline backend: the book needs the figures."""
+    assert "MPLBACKEND" not in os.environ or "inline" in os.environ["MPLBACKEND"]
+    outputs = _run_in_kernel("import matplotlib.pyplot as plt\nplt.plot([1, 2])\nplt.show()")
+    kinds = [kind for m in outputs if m["msg_type"] == "display_data" for kind in m["content"]["data"]]
+    assert "image/png" in kinds, outputs
