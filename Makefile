@@ -33,11 +33,11 @@ book: $(STAMP)
 
 test: lint pytest book-check
 
-# Notebook code is held to 92 columns so that it fits the book's text column unscrolled.
+# Notebook code is held to 80 columns so that it fits the book's text column unscrolled.
 lint: $(STAMP)
 	$(BIN)/ruff check src tests tools conftest.py
-	$(BIN)/ruff check --line-length 92 chapters
-	$(BIN)/ruff format --check --line-length 92 chapters
+	$(BIN)/ruff check --line-length 80 chapters
+	$(BIN)/ruff format --check --line-length 80 chapters
 	$(BIN)/actionlint .github/workflows/*.yml
 
 # Unit tests and every notebook (nbval executes each once), spread over $(JOBS) workers;

@@ -32,7 +32,7 @@ def setup_source() -> str:
     """The exact source of the set-up cell."""
     url, branch = repository()
     return (
-        "# Set-up: in Colab, install the book's package first; everywhere, seed and pick a device.\n"
+        "# Set-up: in Colab install the book's package; then seed and pick a device.\n"
         "import sys\n"
         "\n"
         'if "google.colab" in sys.modules:\n'
