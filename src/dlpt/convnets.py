@@ -1,0 +1,196 @@
+"""Chapter 2, Convolutional networks: the blocks the chapter teaches.
+
+Convolution written as one matrix product (im2col), the arithmetic of output sizes,
+parameter counts and receptive fields, and the small models of the MNIST-1D
+inductive-bias experiment.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = [
+    "output_size",
+    "conv2d",
+    "avg_pool2d",
+    "dense_params",
+    "locally_connected_params",
+    "conv_params",
+    "LocallyConnected2d",
+    "Logistic",
+    "MLP1d",
+    "ConvNet1d",
+    "GRUClassifier",
+]
+
+
+def _pair(value: int | tuple[int, int]) -> tuple[int, int]:
+    return (value, value) if isinstance(value, int) else tuple(value)
+
+
+def output_size(n: int, kernel_size: int, stride: int = 1, padding: int = 0, dilation: int = 1) -> int:
+    """Length of a convolution's output along one axis of length ``n``.
+
+    ``floor((n + 2 * padding - dilation * (kernel_size - 1) - 1) / stride) + 1``, the
+    formula in the documentation of ``torch.nn.Conv2d``.
+    """
+    span = dilation * (kernel_size - 1) + 1  # how many input positions one output sees
+    if n + 2 * padding < span:
+        raise ValueError(f"a kernel spanning {span} does not fit an input of {n} padded by {padding}")
+    return (n + 2 * padding - span) // stride + 1
+
+
+def conv2d(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None = None,
+    stride: int | tuple[int, int] = 1,
+    padding: int | tuple[int, int] = 0,
+) -> torch.Tensor:
+    """2-D convolution (cross-correlation, as in deep learning) as one matrix product.
+
+    x: (B, C_in, H, W), weight: (C_out, C_in, kH, kW), bias: (C_out,) or None
+    -> (B, C_out, H_out, W_out), equal to ``torch.nn.functional.conv2d``.
+
+    ``F.unfold`` copies every kH x kW patch of every input channel into a column
+    (im2col): ``(B, C_in * kH * kW, L)`` for the ``L = H_out * W_out`` output positions.
+    The flattened kernels ``(C_out, C_in * kH * kW)`` then multiply all columns at once.
+    """
+    if x.dim() != 4 or weight.dim() != 4:
+        raise ValueError(
+            f"expected x: (B, C_in, H, W) and weight: (C_out, C_in, kH, kW); "
+            f"got x {tuple(x.shape)} and weight {tuple(weight.shape)}"
+        )
+    batch, c_in, height, width = x.shape
+    c_out, c_in_w, k_h, k_w = weight.shape
+    if c_in != c_in_w:
+        raise ValueError(f"x has {c_in} channels but weight expects C_in = {c_in_w} (weight {tuple(weight.shape)})")
+    (s_h, s_w), (p_h, p_w) = _pair(stride), _pair(padding)
+    h_out, w_out = output_size(height, k_h, s_h, p_h), output_size(width, k_w, s_w, p_w)
+    columns = F.unfold(x, (k_h, k_w), padding=(p_h, p_w), stride=(s_h, s_w))  # (B, C_in*kH*kW, L)
+    out = weight.reshape(c_out, -1) @ columns  # (B, C_out, L)
+    if bias is not None:
+        out = out + bias[:, None]
+    return out.reshape(batch, c_out, h_out, w_out)
+
+
+def avg_pool2d(x: torch.Tensor, kernel_size: int) -> torch.Tensor:
+    """Average pooling as a convolution with fixed weights ``1 / k**2``, stride ``k``.
+
+    x: (B, C, H, W) -> (B, C, H // k, W // k). Each channel is pooled on its own, so the
+    channels are folded into the batch and convolved with one fixed single-channel kernel.
+    """
+    batch, channels, height, width = x.shape
+    weight = torch.full((1, 1, kernel_size, kernel_size), 1.0 / kernel_size**2, dtype=x.dtype, device=x.device)
+    out = conv2d(x.reshape(batch * channels, 1, height, width), weight, stride=kernel_size)
+    return out.reshape(batch, channels, out.shape[-2], out.shape[-1])
+
+
+def dense_params(c_in: int, c_out: int, height: int, width: int) -> int:
+    """Weights and biases of a fully connected layer from a (C_in, H, W) image to a (C_out, H, W) one."""
+    return (c_in * height * width) * (c_out * height * width) + c_out * height * width
+
+
+def locally_connected_params(c_in: int, c_out: int, height: int, width: int, kernel_size: int) -> int:
+    """A locally connected layer (a k x k window, untied weights) with "same" output size.
+
+    Every output position has its own kernel: ``H * W`` times a convolution's weights.
+    """
+    return height * width * (c_out * c_in * kernel_size**2 + c_out)
+
+
+def conv_params(c_in: int, c_out: int, kernel_size: int) -> int:
+    """A convolution's weights and biases: ``C_out * C_in * k * k + C_out``, whatever the image size."""
+    return c_out * c_in * kernel_size**2 + c_out
+
+
+class LocallyConnected2d(nn.Module):
+    """A convolution with untied weights: every output position has a kernel of its own.
+
+    x: (B, C_in, H, W) -> (B, C_out, H, W) ("same" padding, stride 1, odd kernel_size).
+    ``weight: (H * W, C_out, C_in * k * k)``, one flattened kernel per position: the same
+    locality as a convolution, none of its weight sharing.
+    """
+
+    def __init__(self, c_in: int, c_out: int, height: int, width: int, kernel_size: int):
+        super().__init__()
+        if kernel_size % 2 != 1:
+            raise ValueError(f"kernel_size must be odd for 'same' output, got {kernel_size}")
+        self.shape, self.kernel_size = (c_out, height, width), kernel_size
+        fan_in = c_in * kernel_size**2
+        self.weight = nn.Parameter(torch.randn(height * width, c_out, fan_in) / fan_in**0.5)
+        self.bias = nn.Parameter(torch.zeros(height * width, c_out))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        columns = F.unfold(x, self.kernel_size, padding=self.kernel_size // 2)  # (B, C_in*k*k, H*W)
+        out = torch.einsum("bkl,lok->bol", columns, self.weight) + self.bias.T  # (B, C_out, H*W)
+        return out.reshape(x.shape[0], *self.shape)
+
+
+# --------------------------------------------------------------------------- MNIST-1D models
+
+
+class Logistic(nn.Module):
+    """Multinomial logistic regression: ``x: (B, 40)`` -> logits ``(B, 10)``."""
+
+    def __init__(self, length: int = 40, classes: int = 10):
+        super().__init__()
+        self.linear = nn.Linear(length, classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.linear(x)
+
+
+class MLP1d(nn.Module):
+    """Two hidden ReLU layers: ``x: (B, 40)`` -> logits ``(B, 10)``. No notion of position."""
+
+    def __init__(self, length: int = 40, hidden: int = 100, classes: int = 10):
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Linear(length, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, classes)
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+class ConvNet1d(nn.Module):
+    """Three 1-D convolutions (stride 2) and a linear read-out: ``x: (B, 40)`` -> ``(B, 10)``.
+
+    Local windows and shared weights: the inductive bias of a convolutional network.
+    """
+
+    def __init__(self, length: int = 40, channels: int = 25, classes: int = 10):
+        super().__init__()
+        self.convs = nn.Sequential(
+            nn.Conv1d(1, channels, 5, stride=2, padding=1), nn.ReLU(),
+            nn.Conv1d(channels, channels, 3, stride=2, padding=1), nn.ReLU(),
+            nn.Conv1d(channels, channels, 3, stride=2, padding=1), nn.ReLU(),
+        )
+        n = length
+        for kernel, pad in ((5, 1), (3, 1), (3, 1)):
+            n = output_size(n, kernel, stride=2, padding=pad)
+        self.readout = nn.Linear(channels * n, classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.convs(x[:, None, :])  # (B, C, 5)
+        return self.readout(h.flatten(1))
+
+
+class GRUClassifier(nn.Module):
+    """A GRU reads the 40 values in order; a linear layer reads all its hidden states.
+
+    ``x: (B, 40)`` -> logits ``(B, 10)``. Sequential processing with shared weights over
+    time: a recurrent network's inductive bias.
+    """
+
+    def __init__(self, length: int = 40, hidden: int = 6, classes: int = 10):
+        super().__init__()
+        self.gru = nn.GRU(1, hidden, batch_first=True)
+        self.readout = nn.Linear(length * hidden, classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        states, _ = self.gru(x[:, :, None])  # (B, 40, hidden)
+        return self.readout(states.flatten(1))

@@ -1,0 +1,98 @@
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from dlpt import convnets
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+@pytest.mark.parametrize(("c_in", "c_out"), [(1, 1), (3, 8)])
+@pytest.mark.parametrize(
+    ("kernel", "stride", "padding"), [((3, 3), 1, 0), ((3, 3), 2, 1), ((2, 5), 1, 2), ((1, 1), 3, 0)]
+)
+@pytest.mark.parametrize("use_bias", [True, False])
+def test_conv2d_equals_pytorch(batch, c_in, c_out, kernel, stride, padding, use_bias):
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(batch, c_in, 9, 11, generator=g)
+    weight = torch.randn(c_out, c_in, *kernel, generator=g)
+    bias = torch.randn(c_out, generator=g) if use_bias else None
+    torch.testing.assert_close(
+        convnets.conv2d(x, weight, bias, stride, padding), F.conv2d(x, weight, bias, stride, padding)
+    )
+
+
+def test_conv2d_gradients_equal_pytorch():
+    g = torch.Generator().manual_seed(0)  # float64: the comparison is about the maths, not rounding
+    x = torch.randn(2, 3, 6, 6, generator=g, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(4, 3, 3, 3, generator=g, dtype=torch.float64, requires_grad=True)
+    ours = torch.autograd.grad(convnets.conv2d(x, w, padding=1).square().sum(), (x, w))
+    theirs = torch.autograd.grad(F.conv2d(x, w, padding=1).square().sum(), (x, w))
+    for a, b in zip(ours, theirs):
+        torch.testing.assert_close(a, b)
+
+
+def test_conv2d_refuses_bad_shapes_naming_them():
+    with pytest.raises(ValueError, match=r"x: \(B, C_in, H, W\).*x \(3, 8, 8\)"):
+        convnets.conv2d(torch.zeros(3, 8, 8), torch.zeros(1, 3, 3, 3))
+    with pytest.raises(ValueError, match=r"x has 2 channels but weight expects C_in = 3"):
+        convnets.conv2d(torch.zeros(1, 2, 8, 8), torch.zeros(1, 3, 3, 3))
+
+
+@pytest.mark.parametrize("n", [5, 8, 13])
+@pytest.mark.parametrize("kernel", [1, 3, 4])
+@pytest.mark.parametrize("stride", [1, 2, 3])
+@pytest.mark.parametrize("padding", [0, 1, 2])
+@pytest.mark.parametrize("dilation", [1, 2])
+def test_output_size_matches_a_real_convolution(n, kernel, stride, padding, dilation):
+    span = dilation * (kernel - 1) + 1
+    if n + 2 * padding < span:
+        with pytest.raises(ValueError, match="does not fit"):
+            convnets.output_size(n, kernel, stride, padding, dilation)
+        return
+    conv = nn.Conv1d(1, 1, kernel, stride=stride, padding=padding, dilation=dilation)
+    assert convnets.output_size(n, kernel, stride, padding, dilation) == conv(torch.zeros(1, 1, n)).shape[-1]
+
+
+def test_avg_pool2d_is_a_fixed_convolution_equal_to_pytorch():
+    x = torch.randn(2, 3, 8, 6)
+    torch.testing.assert_close(convnets.avg_pool2d(x, 2), F.avg_pool2d(x, 2))
+
+
+def test_parameter_counts_match_pytorch_modules():
+    count = lambda module: sum(p.numel() for p in module.parameters())  # noqa: E731
+    assert convnets.conv_params(3, 16, 5) == count(nn.Conv2d(3, 16, 5))
+    assert convnets.dense_params(3, 4, 8, 8) == count(nn.Linear(3 * 64, 4 * 64))
+    assert convnets.locally_connected_params(3, 4, 8, 8, 3) == 64 * count(nn.Conv2d(3, 4, 3))
+
+
+@pytest.mark.parametrize("model", [convnets.Logistic, convnets.MLP1d, convnets.ConvNet1d, convnets.GRUClassifier])
+def test_mnist1d_models_map_sequences_to_logits(model):
+    assert model()(torch.randn(7, 40)).shape == (7, 10)
+
+
+def test_mlp_ignores_order_but_the_convnet_does_not():
+    """Permuting the inputs of an MLP is the same as permuting its first weights; not so for a CNN."""
+    torch.manual_seed(0)
+    perm = torch.randperm(40)
+    x = torch.randn(5, 40)
+    mlp = convnets.MLP1d()
+    shuffled = convnets.MLP1d()
+    shuffled.load_state_dict(mlp.state_dict())
+    with torch.no_grad():
+        shuffled.net[0].weight.copy_(mlp.net[0].weight[:, perm])
+    torch.testing.assert_close(shuffled(x[:, perm]), mlp(x))
+
+
+def test_locally_connected_with_tied_weights_is_a_convolution():
+    local = convnets.LocallyConnected2d(3, 4, 6, 5, kernel_size=3)
+    kernel, bias = torch.randn(4, 3, 3, 3), torch.randn(4)
+    with torch.no_grad():
+        local.weight.copy_(kernel.reshape(4, -1).expand(30, 4, 27))
+        local.bias.copy_(bias.expand(30, 4))
+    x = torch.randn(2, 3, 6, 5)
+    torch.testing.assert_close(local(x), F.conv2d(x, kernel, bias, padding=1))
+    expected = convnets.locally_connected_params(3, 4, 6, 5, 3)
+    assert sum(p.numel() for p in local.parameters()) == expected
+    with pytest.raises(ValueError, match="odd"):
+        convnets.LocallyConnected2d(3, 4, 6, 5, kernel_size=2)
