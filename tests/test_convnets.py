@@ -80,7 +80,7 @@ def test_mlp_ignores_order_but_the_convnet_does_not():
     shuffled = convnets.MLP1d()
     shuffled.load_state_dict(mlp.state_dict())
     with torch.no_grad():
-        shuffled.net[0].weight.copy_(mlp.net[0].weight[:, perm])
+        shuffled.net[0].weight.copy_(convnets.permuted_input_weights(mlp.net[0].weight, perm))
     torch.testing.assert_close(shuffled(x[:, perm]), mlp(x))
 
 
@@ -96,3 +96,57 @@ def test_locally_connected_with_tied_weights_is_a_convolution():
     assert sum(p.numel() for p in local.parameters()) == expected
     with pytest.raises(ValueError, match="odd"):
         convnets.LocallyConnected2d(3, 4, 6, 5, kernel_size=2)
+
+
+@pytest.mark.parametrize(
+    ("kernels", "dilations", "expected"),
+    [([3], None, 3), ([3] * 4, None, 9), ([3] * 4, [1, 2, 4, 8], 31), ([5, 3], None, 7), ([3] * 3, [1, 2, 4], 15)],
+)
+def test_receptive_field_formula(kernels, dilations, expected):
+    assert convnets.receptive_field(kernels, dilations) == expected
+
+
+@pytest.mark.parametrize(("depth", "growth"), [(1, 1), (3, 1), (5, 1), (3, 2), (4, 2)])
+def test_receptive_field_matches_a_gradient_measurement(depth, growth):
+    torch.manual_seed(0)
+    stack = convnets.conv_stack(depth, channels=2, dilation_growth=growth)
+    stack.insert(0, nn.Conv2d(1, 2, 1))  # a 1x1 stem: one input channel, field unchanged
+    expected = convnets.receptive_field([3] * depth, [growth**layer for layer in range(depth)])
+    assert convnets.measured_receptive_field(stack, size=2 * expected + 1) == expected
+
+
+def test_receptive_field_with_strides_matches_a_real_network():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(1, 2, 5, stride=2), nn.Conv2d(2, 2, 3, stride=1), nn.Conv2d(2, 2, 3, stride=1))
+    expected = convnets.receptive_field([5, 3, 3], strides=[2, 1, 1])
+    assert expected == 13
+    assert convnets.measured_receptive_field(net, size=41) == expected
+    with pytest.raises(ValueError, match="3 kernel sizes, 2 dilations"):
+        convnets.receptive_field([3, 3, 3], [1, 2])
+
+
+def test_activation_stds_has_one_entry_per_relu():
+    stack = convnets.conv_stack(4, channels=3)
+    assert len(convnets.activation_stds(stack, torch.randn(2, 3, 8, 8))) == 4
+
+
+def test_residual_block_is_the_identity_plus_a_change():
+    block = convnets.ResidualBlock(3).eval()
+    x = torch.rand(2, 3, 5, 5)  # non-negative, so relu(x + 0) == x
+    with torch.no_grad():
+        block.bn2.weight.zero_()  # F(x) = 0
+        block.bn2.bias.zero_()
+        torch.testing.assert_close(block(x), x)
+        plain = convnets.PlainBlock(3).eval()
+        plain.load_state_dict(block.state_dict())
+        assert plain(x).abs().max() == 0  # the plain block without its skip outputs relu(0)
+
+
+@pytest.mark.parametrize("residual", [True, False])
+def test_deep_conv_net_shapes_and_depth(residual):
+    net = convnets.DeepConvNet(8, residual=residual)
+    assert net(torch.randn(3, 1, 8, 8)).shape == (3, 10)
+    convs = [m for m in net.modules() if isinstance(m, nn.Conv2d)]
+    assert len(convs) + 1 == 8  # depth counts the convolutions and the linear head
+    with pytest.raises(ValueError, match="even"):
+        convnets.DeepConvNet(7, residual=residual)

@@ -7,6 +7,9 @@ inductive-bias experiment.
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Sequence
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -19,6 +22,14 @@ __all__ = [
     "locally_connected_params",
     "conv_params",
     "LocallyConnected2d",
+    "permuted_input_weights",
+    "receptive_field",
+    "measured_receptive_field",
+    "conv_stack",
+    "activation_stds",
+    "ResidualBlock",
+    "PlainBlock",
+    "DeepConvNet",
     "Logistic",
     "MLP1d",
     "ConvNet1d",
@@ -127,6 +138,136 @@ class LocallyConnected2d(nn.Module):
         columns = F.unfold(x, self.kernel_size, padding=self.kernel_size // 2)  # (B, C_in*k*k, H*W)
         out = torch.einsum("bkl,lok->bol", columns, self.weight) + self.bias.T  # (B, C_out, H*W)
         return out.reshape(x.shape[0], *self.shape)
+
+
+def permuted_input_weights(weight: torch.Tensor, permutation: torch.Tensor) -> torch.Tensor:
+    """The first-layer weights that undo a permutation of the inputs.
+
+    weight: (out, n), permutation: (n,) with ``x_shuffled = x[:, permutation]``. Returns
+    ``W'`` with ``x_shuffled @ W'.T == x @ weight.T``: column j of ``W'`` must be the column
+    of ``weight`` that multiplied the value now at position j, ``weight[:, permutation[j]]``.
+    """
+    return weight[:, permutation]
+
+
+# --------------------------------------------------------------------------- going deeper
+
+
+def receptive_field(
+    kernel_sizes: Sequence[int], dilations: Sequence[int] | None = None, strides: Sequence[int] | None = None
+) -> int:
+    """How many inputs (along one axis) one output of a stack of convolutions depends on.
+
+    ``r = 1 + sum_l d_l (k_l - 1) * prod_{m < l} s_m``: layer l widens the field by its
+    kernel's span minus one, measured in input steps, which earlier strides have stretched.
+    """
+    n = len(kernel_sizes)
+    dilations = [1] * n if dilations is None else list(dilations)
+    strides = [1] * n if strides is None else list(strides)
+    if not len(dilations) == len(strides) == n:
+        raise ValueError(f"got {n} kernel sizes, {len(dilations)} dilations and {len(strides)} strides")
+    field, jump = 1, 1
+    for k, d, s in zip(kernel_sizes, dilations, strides):
+        field += d * (k - 1) * jump
+        jump *= s
+    return field
+
+
+def measured_receptive_field(model: nn.Module, size: int, channels: int = 1) -> int:
+    """Receptive field along the height of an image model, measured by gradients.
+
+    Back-propagates from the centre output pixel (summed over channels) of a random
+    ``(1, channels, size, size)`` input and counts the input rows with a non-zero gradient.
+    The measurement runs on a copy whose ``nn.ReLU`` modules are replaced by the identity:
+    a pointwise function does not change which inputs an output depends on, but a unit
+    that happens to be off would hide the dependence.
+    """
+    probe = copy.deepcopy(model).eval()
+    for module in list(probe.modules()):
+        for child_name, child in list(module.named_children()):
+            if isinstance(child, nn.ReLU):
+                setattr(module, child_name, nn.Identity())
+    x = torch.randn(1, channels, size, size, requires_grad=True)
+    out = probe(x)
+    out[0, :, out.shape[-2] // 2, out.shape[-1] // 2].sum().backward()
+    rows = x.grad[0].abs().sum(dim=(0, 2))  # (size,)
+    return int((rows > 0).sum())
+
+
+def conv_stack(depth: int, channels: int, kernel_size: int = 3, dilation_growth: int = 1) -> nn.Sequential:
+    """``depth`` convolutions with "same" padding, each followed by ReLU: ``(B, C, H, W)`` -> same shape.
+
+    With ``dilation_growth = 2`` layer l has dilation ``2 ** l``.
+    """
+    layers: list[nn.Module] = []
+    for layer in range(depth):
+        dilation = dilation_growth**layer
+        layers += [nn.Conv2d(channels, channels, kernel_size, padding=dilation * (kernel_size // 2),
+                             dilation=dilation), nn.ReLU()]
+    return nn.Sequential(*layers)
+
+
+@torch.no_grad()
+def activation_stds(stack: nn.Sequential, x: torch.Tensor) -> list[float]:
+    """Standard deviation of the activations after every ReLU of ``stack`` on input ``x``."""
+    stds = []
+    for layer in stack:
+        x = layer(x)
+        if isinstance(layer, nn.ReLU):
+            stds.append(x.std().item())
+    return stds
+
+
+class PlainBlock(nn.Module):
+    """Two 3x3 convolutions with batch norm and ReLU: ``(B, C, H, W)`` -> same shape."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.conv1 = nn.Conv2d(channels, channels, 3, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(channels)
+        self.conv2 = nn.Conv2d(channels, channels, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(channels)
+
+    def residual(self, x: torch.Tensor) -> torch.Tensor:
+        """F(x): conv, batch norm, ReLU, conv, batch norm."""
+        return self.bn2(self.conv2(F.relu(self.bn1(self.conv1(x)))))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu(self.residual(x))
+
+
+class ResidualBlock(PlainBlock):
+    """A residual block (He et al., 2016): ``relu(x + F(x))``, ``(B, C, H, W)`` -> same shape.
+
+    The block learns the change ``F(x)`` to its input; with ``F = 0`` it is the identity,
+    so adding blocks cannot make the network harder to fit than a shallower one.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu(x + self.residual(x))
+
+
+class DeepConvNet(nn.Module):
+    """A stem convolution, ``(depth - 2) // 2`` blocks, global average pooling and a linear layer.
+
+    ``depth`` counts the weight layers (convolutions and the final linear one), as in the
+    ResNet paper. x: (B, in_channels, H, W) -> logits (B, classes).
+    """
+
+    def __init__(self, depth: int, residual: bool, channels: int = 16, in_channels: int = 1, classes: int = 10):
+        super().__init__()
+        if depth < 4 or depth % 2:
+            raise ValueError(f"depth must be even and at least 4, got {depth}")
+        block = ResidualBlock if residual else PlainBlock
+        self.stem = nn.Sequential(
+            nn.Conv2d(in_channels, channels, 3, padding=1, bias=False), nn.BatchNorm2d(channels), nn.ReLU()
+        )
+        self.blocks = nn.Sequential(*[block(channels) for _ in range((depth - 2) // 2)])
+        self.head = nn.Linear(channels, classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.blocks(self.stem(x))  # (B, C, H, W)
+        return self.head(h.mean(dim=(-2, -1)))
 
 
 # --------------------------------------------------------------------------- MNIST-1D models

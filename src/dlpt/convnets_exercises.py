@@ -136,3 +136,146 @@ def _check_conv_params(fn) -> int:
 
 
 register(Exercise("convnets.conv_params", _check_conv_params, convnets.conv_params, _PARAMS_MISTAKES))
+
+# --------------------------------------------------------------- permuted weights
+
+
+def _perm_inverse(weight, permutation):
+    return weight[:, torch.argsort(permutation)]
+
+
+def _perm_rows(weight, permutation):
+    return weight[permutation]
+
+
+def _perm_unchanged(weight, permutation):
+    return weight.clone()
+
+
+_PERM_MISTAKES = [
+    (_perm_inverse, "that is the inverse permutation: column j must be weight[:, permutation[j]]"),
+    (_perm_rows, "the rows were permuted; the inputs meet the columns of the weight matrix"),
+    (_perm_unchanged, "the weights are unchanged: the shuffled inputs meet the wrong columns"),
+]
+
+
+def _check_permuted(fn) -> int:
+    g = torch.Generator().manual_seed(0)
+    for n in (5, 40):
+        weight = torch.randn(n, n, generator=g)
+        permutation = torch.randperm(n, generator=g)
+        while n > 2 and torch.equal(permutation[permutation], torch.arange(n)):  # avoid self-inverse ones
+            permutation = torch.randperm(n, generator=g)
+        inputs = f"weight ({n}, {n}), a permutation of {n} positions"
+        got = call(fn, weight.clone(), permutation.clone(), inputs=inputs)
+        mistakes = [(wrong(weight, permutation), hint) for wrong, hint in _PERM_MISTAKES]
+        compare(got, convnets.permuted_input_weights(weight, permutation), inputs=inputs,
+                what="the new weights", mistakes=mistakes)
+    return 2
+
+
+register(Exercise("convnets.permuted_input_weights", _check_permuted, convnets.permuted_input_weights,
+                  _PERM_MISTAKES))
+
+# ---------------------------------------------------------------- receptive_field
+
+
+def _field_ignores_dilation(kernel_sizes, dilations=None, strides=None):
+    return convnets.receptive_field(kernel_sizes, None, strides)
+
+
+def _field_k_per_layer(kernel_sizes, dilations=None, strides=None):
+    return sum(kernel_sizes)
+
+
+def _field_own_stride(kernel_sizes, dilations=None, strides=None):
+    n = len(kernel_sizes)
+    dilations, strides = dilations or [1] * n, strides or [1] * n
+    field, jump = 1, 1
+    for k, d, s in zip(kernel_sizes, dilations, strides):
+        jump *= s  # the layer's own stride applied too early
+        field += d * (k - 1) * jump
+    return field
+
+
+_FIELD_MISTAKES = [
+    (_field_k_per_layer, "each layer adds k - 1 inputs, not k: one input of a window is already "
+     "counted (the field of a single 3x3 layer is 3, of two is 5)"),
+    (_field_ignores_dilation, "a dilated kernel spans d * (k - 1) + 1 inputs: multiply each layer's "
+     "growth by its dilation"),
+    (_field_own_stride, "a layer's own stride does not widen its own window; only the strides of the "
+     "layers before it stretch its steps"),
+]
+
+
+def _check_receptive_field(fn) -> int:
+    cases = [([3], None, None), ([3, 3, 3], None, None), ([3, 3, 3, 3], [1, 2, 4, 8], None),
+             ([2, 2, 2], [1, 2, 4], None), ([7, 3, 3], None, [2, 2, 1]), ([5, 3, 3], [1, 1, 2], [2, 1, 1])]
+    for kernels, dilations, strides in cases:
+        inputs = f"kernel_sizes={kernels}, dilations={dilations}, strides={strides}"
+        got = call(fn, list(kernels), dilations and list(dilations), strides and list(strides), inputs=inputs)
+        mistakes = [(wrong(kernels, dilations, strides), hint) for wrong, hint in _FIELD_MISTAKES]
+        compare(got, convnets.receptive_field(kernels, dilations, strides), inputs=inputs,
+                what="the receptive field", mistakes=mistakes)
+    return len(cases)
+
+
+register(Exercise("convnets.receptive_field", _check_receptive_field, convnets.receptive_field, _FIELD_MISTAKES))
+
+# ---------------------------------------------------------------- residual block
+
+
+def residual_block(x: torch.Tensor, block: convnets.PlainBlock) -> torch.Tensor:
+    """The worked solution: ``relu(x + F(x))`` with ``F = block.residual``."""
+    return torch.relu(x + block.residual(x))
+
+
+def _res_relu_before_add(x, block):
+    return x + torch.relu(block.residual(x))
+
+
+def _res_no_skip(x, block):
+    return torch.relu(block.residual(x))
+
+
+def _res_skip_after_first_conv(x, block):
+    h = block.conv1(x)
+    return torch.relu(h + block.bn2(block.conv2(torch.relu(block.bn1(h)))))
+
+
+def _res_no_final_relu(x, block):
+    return x + block.residual(x)
+
+
+_RES_MISTAKES = [
+    (_res_no_skip, "the skip connection is missing: add the block's input x to F(x)"),
+    (_res_relu_before_add, "the ReLU comes after the addition: relu(x + F(x)), not x + relu(F(x))"),
+    (_res_no_final_relu, "the final ReLU is missing: relu(x + F(x))"),
+    (_res_skip_after_first_conv, "the skip must carry the block's input x itself, not the first "
+     "convolution's output"),
+]
+
+
+def _check_residual_block(fn) -> int:
+    g = torch.Generator().manual_seed(0)
+    torch_state = torch.get_rng_state()
+    torch.manual_seed(0)
+    block = convnets.ResidualBlock(4)
+    torch.set_rng_state(torch_state)
+    with torch.no_grad():  # random batch-norm statistics, so that a mistake cannot hide behind them
+        for bn in (block.bn1, block.bn2):
+            bn.running_mean.normal_(0, 0.5, generator=g)
+            bn.running_var.uniform_(0.5, 2.0, generator=g)
+            bn.weight.uniform_(0.5, 1.5, generator=g)
+            bn.bias.normal_(0, 0.5, generator=g)
+    block.eval()
+    x = torch.randn(2, 4, 6, 6, generator=g)
+    inputs = "x (2, 4, 6, 6) and a ResidualBlock(4) in eval mode"
+    with torch.no_grad():
+        got = call(fn, x.clone(), block, inputs=inputs)
+        mistakes = [(wrong(x, block), hint) for wrong, hint in _RES_MISTAKES]
+        compare(got, block(x), inputs=inputs, what="the output", atol=1e-5, mistakes=mistakes)
+    return 1
+
+
+register(Exercise("convnets.residual_block", _check_residual_block, residual_block, _RES_MISTAKES))
