@@ -150,3 +150,42 @@ def test_deep_conv_net_shapes_and_depth(residual):
     assert len(convs) + 1 == 8  # depth counts the convolutions and the linear head
     with pytest.raises(ValueError, match="even"):
         convnets.DeepConvNet(7, residual=residual)
+
+
+def test_dense_block_concatenates_and_keeps_its_input():
+    block = convnets.DenseBlock(5, growth_rate=3, layers=4)
+    x = torch.randn(2, 5, 6, 6)
+    out = block(x)
+    assert out.shape == (2, 5 + 4 * 3, 6, 6)
+    torch.testing.assert_close(out[:, :5], x)  # the input passes through untouched
+    assert [layer[2].in_channels for layer in block.layers] == [5, 8, 11, 14]
+
+
+@pytest.mark.parametrize("skips", [True, False])
+def test_unet_maps_an_image_to_per_pixel_logits(skips):
+    net = convnets.UNet(in_channels=1, classes=3, width=4, skips=skips)
+    assert net(torch.randn(2, 1, 16, 12)).shape == (2, 3, 16, 12)
+    with pytest.raises(ValueError, match="divisible by 4"):
+        net(torch.randn(1, 1, 10, 10))
+
+
+def test_unet_without_skips_ignores_the_encoder_features_at_full_resolution():
+    """Without skips, the output depends on the input only through the bottleneck."""
+    torch.manual_seed(0)
+    net = convnets.UNet(width=4, skips=False).eval()
+    x = torch.randn(1, 1, 16, 16)
+    captured = {}
+    net.enc1.register_forward_hook(lambda m, i, o: captured.setdefault("e1", o))
+    net(x)
+    e1 = captured["e1"]
+    joined = net._join(net.up1(torch.zeros(1, 8, 8, 8)), e1)
+    assert joined[:, 4:].abs().sum() == 0
+    assert convnets.UNet(width=4, skips=True)._join(torch.zeros(1, 4, 16, 16), e1)[:, 4:].equal(e1)
+
+
+def test_iou():
+    a = torch.tensor([[1, 1, 0, 0]], dtype=torch.bool)
+    b = torch.tensor([[0, 1, 1, 0]], dtype=torch.bool)
+    assert convnets.iou(a, b) == pytest.approx(1 / 3)
+    assert convnets.iou(a, a) == 1.0
+    assert convnets.iou(torch.zeros(2, 2), torch.zeros(2, 2)) == 1.0

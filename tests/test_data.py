@@ -68,3 +68,16 @@ def test_bad_fractions_are_refused(fraction):
 def test_train_val_split_refuses_mismatched_lengths():
     with pytest.raises(ValueError, match="same first dimension"):
         data.train_val_split(torch.zeros(4, 2), torch.zeros(3))
+
+
+def test_shapes_segmentation_is_deterministic_and_labels_objects():
+    a, b = data.shapes_segmentation(n=20, seed=1), data.shapes_segmentation(n=20, seed=1)
+    for x, y in zip(a, b):
+        assert torch.equal(x, y)
+    assert a.x_train.shape == (15, 1, 32, 32) and a.y_train.shape == (15, 32, 32)
+    assert a.y_train.dtype == torch.int64 and set(a.y_train.unique().tolist()) == {0, 1}
+    fraction = a.y_train.float().mean().item()
+    assert 0.03 < fraction < 0.4  # objects present, background dominant
+    # object pixels are bright, but so are some background strokes: value alone does not decide
+    inside, outside = a.x_train[:, 0][a.y_train == 1], a.x_train[:, 0][a.y_train == 0]
+    assert inside.mean() > outside.mean() and (outside > 0.6).sum() > 50

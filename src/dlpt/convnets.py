@@ -24,12 +24,16 @@ __all__ = [
     "LocallyConnected2d",
     "permuted_input_weights",
     "receptive_field",
+    "gradient_map",
     "measured_receptive_field",
     "conv_stack",
     "activation_stds",
     "ResidualBlock",
     "PlainBlock",
     "DeepConvNet",
+    "DenseBlock",
+    "UNet",
+    "iou",
     "Logistic",
     "MLP1d",
     "ConvNet1d",
@@ -173,14 +177,13 @@ def receptive_field(
     return field
 
 
-def measured_receptive_field(model: nn.Module, size: int, channels: int = 1) -> int:
-    """Receptive field along the height of an image model, measured by gradients.
+def gradient_map(model: nn.Module, size: int, channels: int = 1) -> torch.Tensor:
+    """``|d output[centre] / d input|`` of an image model: (size, size), summed over channels.
 
-    Back-propagates from the centre output pixel (summed over channels) of a random
-    ``(1, channels, size, size)`` input and counts the input rows with a non-zero gradient.
-    The measurement runs on a copy whose ``nn.ReLU`` modules are replaced by the identity:
-    a pointwise function does not change which inputs an output depends on, but a unit
-    that happens to be off would hide the dependence.
+    Back-propagates from the centre output pixel (summed over output channels) of a random
+    ``(1, channels, size, size)`` input. It runs on a copy whose ``nn.ReLU`` modules are
+    replaced by the identity: a pointwise function does not change which inputs an output
+    depends on, but a unit that happens to be off would hide the dependence.
     """
     probe = copy.deepcopy(model).eval()
     for module in list(probe.modules()):
@@ -190,8 +193,12 @@ def measured_receptive_field(model: nn.Module, size: int, channels: int = 1) -> 
     x = torch.randn(1, channels, size, size, requires_grad=True)
     out = probe(x)
     out[0, :, out.shape[-2] // 2, out.shape[-1] // 2].sum().backward()
-    rows = x.grad[0].abs().sum(dim=(0, 2))  # (size,)
-    return int((rows > 0).sum())
+    return x.grad[0].abs().sum(dim=0)
+
+
+def measured_receptive_field(model: nn.Module, size: int, channels: int = 1) -> int:
+    """Receptive field along the height of an image model: the rows of :func:`gradient_map` that are not 0."""
+    return int((gradient_map(model, size, channels).sum(dim=1) > 0).sum())
 
 
 def conv_stack(depth: int, channels: int, kernel_size: int = 3, dilation_growth: int = 1) -> nn.Sequential:
@@ -219,14 +226,15 @@ def activation_stds(stack: nn.Sequential, x: torch.Tensor) -> list[float]:
 
 
 class PlainBlock(nn.Module):
-    """Two 3x3 convolutions with batch norm and ReLU: ``(B, C, H, W)`` -> same shape."""
+    """Two 3x3 convolutions with batch norm (optional) and ReLU: ``(B, C, H, W)`` -> same shape."""
 
-    def __init__(self, channels: int):
+    def __init__(self, channels: int, batch_norm: bool = True):
         super().__init__()
-        self.conv1 = nn.Conv2d(channels, channels, 3, padding=1, bias=False)
-        self.bn1 = nn.BatchNorm2d(channels)
-        self.conv2 = nn.Conv2d(channels, channels, 3, padding=1, bias=False)
-        self.bn2 = nn.BatchNorm2d(channels)
+        norm = nn.BatchNorm2d if batch_norm else (lambda c: nn.Identity())
+        self.conv1 = nn.Conv2d(channels, channels, 3, padding=1, bias=not batch_norm)
+        self.bn1 = norm(channels)
+        self.conv2 = nn.Conv2d(channels, channels, 3, padding=1, bias=not batch_norm)
+        self.bn2 = norm(channels)
 
     def residual(self, x: torch.Tensor) -> torch.Tensor:
         """F(x): conv, batch norm, ReLU, conv, batch norm."""
@@ -254,20 +262,111 @@ class DeepConvNet(nn.Module):
     ResNet paper. x: (B, in_channels, H, W) -> logits (B, classes).
     """
 
-    def __init__(self, depth: int, residual: bool, channels: int = 16, in_channels: int = 1, classes: int = 10):
+    def __init__(
+        self,
+        depth: int,
+        residual: bool,
+        channels: int = 16,
+        in_channels: int = 1,
+        classes: int = 10,
+        batch_norm: bool = True,
+    ):
         super().__init__()
         if depth < 4 or depth % 2:
             raise ValueError(f"depth must be even and at least 4, got {depth}")
         block = ResidualBlock if residual else PlainBlock
         self.stem = nn.Sequential(
-            nn.Conv2d(in_channels, channels, 3, padding=1, bias=False), nn.BatchNorm2d(channels), nn.ReLU()
+            nn.Conv2d(in_channels, channels, 3, padding=1, bias=not batch_norm),
+            nn.BatchNorm2d(channels) if batch_norm else nn.Identity(),
+            nn.ReLU(),
         )
-        self.blocks = nn.Sequential(*[block(channels) for _ in range((depth - 2) // 2)])
+        self.blocks = nn.Sequential(*[block(channels, batch_norm) for _ in range((depth - 2) // 2)])
         self.head = nn.Linear(channels, classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.blocks(self.stem(x))  # (B, C, H, W)
         return self.head(h.mean(dim=(-2, -1)))
+
+
+# --------------------------------------------------------------------------- dense connections, U-Net
+
+
+class DenseBlock(nn.Module):
+    """A DenseNet block (Huang et al., 2017): every layer sees the concatenation of all before it.
+
+    x: (B, C, H, W) -> (B, C + layers * growth_rate, H, W). Layer l maps the
+    ``C + l * growth_rate`` channels so far to ``growth_rate`` new ones (batch norm, ReLU,
+    3x3 convolution), and they are appended: features are reused, not recomputed.
+    """
+
+    def __init__(self, in_channels: int, growth_rate: int, layers: int):
+        super().__init__()
+        self.layers = nn.ModuleList(
+            nn.Sequential(
+                nn.BatchNorm2d(in_channels + i * growth_rate),
+                nn.ReLU(),
+                nn.Conv2d(in_channels + i * growth_rate, growth_rate, 3, padding=1, bias=False),
+            )
+            for i in range(layers)
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        features = [x]
+        for layer in self.layers:
+            features.append(layer(torch.cat(features, dim=1)))
+        return torch.cat(features, dim=1)
+
+
+def _double_conv(c_in: int, c_out: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(c_in, c_out, 3, padding=1), nn.BatchNorm2d(c_out), nn.ReLU(),
+        nn.Conv2d(c_out, c_out, 3, padding=1), nn.BatchNorm2d(c_out), nn.ReLU(),
+    )
+
+
+class UNet(nn.Module):
+    """A two-level U-Net (Ronneberger et al., 2015): x: (B, C_in, H, W) -> logits (B, classes, H, W).
+
+    The encoder halves the resolution twice; the decoder doubles it back. With ``skips``
+    each decoder level also receives the encoder's features of the same resolution
+    (concatenated), which carry the fine detail the bottleneck has lost. Without them the
+    architecture is otherwise identical (the concatenated channels are zeros). H and W must
+    be divisible by 4.
+    """
+
+    def __init__(self, in_channels: int = 1, classes: int = 2, width: int = 16, skips: bool = True):
+        super().__init__()
+        self.skips = skips
+        self.enc1, self.enc2 = _double_conv(in_channels, width), _double_conv(width, 2 * width)
+        self.bottom = _double_conv(2 * width, 4 * width)
+        self.up2 = nn.ConvTranspose2d(4 * width, 2 * width, 2, stride=2)
+        self.dec2 = _double_conv(4 * width, 2 * width)
+        self.up1 = nn.ConvTranspose2d(2 * width, width, 2, stride=2)
+        self.dec1 = _double_conv(2 * width, width)
+        self.out = nn.Conv2d(width, classes, 1)
+
+    def _join(self, up: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+        return torch.cat([up, skip if self.skips else torch.zeros_like(skip)], dim=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[-1] % 4 or x.shape[-2] % 4:
+            raise ValueError(f"height and width must be divisible by 4, got {tuple(x.shape[-2:])}")
+        e1 = self.enc1(x)  # (B, w, H, W)
+        e2 = self.enc2(F.max_pool2d(e1, 2))  # (B, 2w, H/2, W/2)
+        b = self.bottom(F.max_pool2d(e2, 2))  # (B, 4w, H/4, W/4)
+        d2 = self.dec2(self._join(self.up2(b), e2))  # (B, 2w, H/2, W/2)
+        d1 = self.dec1(self._join(self.up1(d2), e1))  # (B, w, H, W)
+        return self.out(d1)
+
+
+def iou(predicted: torch.Tensor, target: torch.Tensor) -> float:
+    """Intersection over union of two boolean masks ``(..., H, W)``, pooled over all pixels.
+
+    |P and T| / |P or T|; 1.0 when both masks are empty (nothing to find, nothing found).
+    """
+    predicted, target = predicted.bool(), target.bool()
+    union = (predicted | target).sum().item()
+    return 1.0 if union == 0 else (predicted & target).sum().item() / union
 
 
 # --------------------------------------------------------------------------- MNIST-1D models

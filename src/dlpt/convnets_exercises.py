@@ -279,3 +279,57 @@ def _check_residual_block(fn) -> int:
 
 
 register(Exercise("convnets.residual_block", _check_residual_block, residual_block, _RES_MISTAKES))
+
+# ----------------------------------------------------------------------------- iou
+
+
+def _iou_sum_union(predicted, target):
+    predicted, target = predicted.bool(), target.bool()
+    return (predicted & target).sum().item() / max(1, predicted.sum().item() + target.sum().item())
+
+
+def _iou_dice(predicted, target):
+    predicted, target = predicted.bool(), target.bool()
+    total = predicted.sum().item() + target.sum().item()
+    return 1.0 if total == 0 else 2 * (predicted & target).sum().item() / total
+
+
+def _iou_per_image(predicted, target):
+    return sum(convnets.iou(p, t) for p, t in zip(predicted, target)) / len(predicted)
+
+
+def _iou_empty_nan(predicted, target):
+    predicted, target = predicted.bool(), target.bool()
+    union = (predicted | target).sum().item()
+    return float("nan") if union == 0 else (predicted & target).sum().item() / union
+
+
+_IOU_MISTAKES = [
+    (_iou_sum_union, "the union counts the overlap twice: |P or T| = |P| + |T| - |P and T|"),
+    (_iou_dice, "that is the Dice coefficient, 2|P and T| / (|P| + |T|); IoU divides by the union"),
+    (_iou_per_image, "the IoU was averaged image by image; pool the pixels of all images first"),
+    (_iou_empty_nan, "two empty masks agree perfectly: return 1.0 when the union is empty"),
+]
+
+
+def _check_iou(fn) -> int:
+    g = torch.Generator().manual_seed(0)
+    big = torch.zeros(2, 8, 8, dtype=torch.bool)
+    big[0, 1:7, 1:7] = True  # a large object predicted well ...
+    truth_big = big.clone()
+    truth_big[0, 1:7, 6] = False
+    big[1, 0, 0], truth_big[1, 0, 1] = True, True  # ... and a tiny one missed
+    cases = [
+        ("predicted (2, 4, 4) and target (2, 4, 4) random masks",
+         torch.rand(2, 4, 4, generator=g) > 0.5, torch.rand(2, 4, 4, generator=g) > 0.5),
+        ("two 8x8 images: a large object found well and a one-pixel object missed", big, truth_big),
+        ("two empty (3, 3) masks", torch.zeros(3, 3, dtype=torch.bool), torch.zeros(3, 3, dtype=torch.bool)),
+    ]
+    for inputs, predicted, target in cases:
+        got = call(fn, predicted.clone(), target.clone(), inputs=inputs)
+        mistakes = [(wrong(predicted, target), hint) for wrong, hint in _IOU_MISTAKES]
+        compare(got, convnets.iou(predicted, target), inputs=inputs, what="the IoU", mistakes=mistakes)
+    return len(cases)
+
+
+register(Exercise("convnets.iou", _check_iou, convnets.iou, _IOU_MISTAKES))

@@ -13,7 +13,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-__all__ = ["Split", "digits", "mnist1d", "breast_cancer", "train_val_split"]
+__all__ = ["Split", "digits", "mnist1d", "breast_cancer", "shapes_segmentation", "train_val_split"]
 
 
 class Split(NamedTuple):
@@ -100,6 +100,44 @@ def mnist1d(seed: int = 42) -> Split:
         torch.as_tensor(x_te, dtype=torch.float32),
         torch.as_tensor(y_te, dtype=torch.int64),
     )
+
+
+def shapes_segmentation(n: int = 1200, size: int = 32, test_fraction: float = 0.25, seed: int = 0) -> Split:
+    """A segmentation task generated offline: find the disc and the square in clutter.
+
+    x: (N, 1, size, size) float images; y: (N, size, size) int64 masks, 1 on the pixels of
+    the objects. Each image holds one disc and one axis-aligned square (random size, place
+    and brightness) over a background of random strokes and noise as bright as the objects,
+    so a pixel's class depends on the shape around it, not on its value alone.
+    """
+    g = torch.Generator().manual_seed(seed)
+    rows = torch.arange(size).view(size, 1).float()
+    cols = torch.arange(size).view(1, size).float()
+    images, masks = torch.zeros(n, size, size), torch.zeros(n, size, size, dtype=torch.int64)
+
+    def uniform(low: float, high: float) -> float:
+        return low + (high - low) * torch.rand((), generator=g).item()
+
+    for i in range(n):
+        image = 0.3 * torch.rand(size, size, generator=g)
+        for _ in range(6):  # clutter: thin strokes as bright as the objects
+            r0, c0, angle = uniform(0, size), uniform(0, size), uniform(0, 3.1416)
+            direction = torch.tensor([torch.cos(torch.tensor(angle)), torch.sin(torch.tensor(angle))])
+            distance = ((rows - r0) * direction[1] - (cols - c0) * direction[0]).abs()
+            along = ((rows - r0) * direction[0] + (cols - c0) * direction[1]).abs()
+            image = torch.where((distance < 0.7) & (along < uniform(4, 12)), uniform(0.5, 1.0), image)
+        radius = uniform(3, 7)
+        r, c = uniform(radius, size - radius), uniform(radius, size - radius)
+        disc = (rows - r) ** 2 + (cols - c) ** 2 <= radius**2
+        side = int(uniform(5, 12))
+        top, left = int(uniform(0, size - side)), int(uniform(0, size - side))
+        square = torch.zeros(size, size, dtype=torch.bool)
+        square[top : top + side, left : left + side] = True
+        shapes = disc | square
+        image = torch.where(shapes, uniform(0.5, 1.0), image)
+        images[i], masks[i] = image + 0.1 * torch.randn(size, size, generator=g), shapes.long()
+    n_test = round(test_fraction * n)
+    return Split(images[n_test:, None], masks[n_test:], images[:n_test, None], masks[:n_test])
 
 
 def train_val_split(
