@@ -34,6 +34,7 @@ __all__ = [
     "Mismatch",
     "call",
     "compare",
+    "check_cases",
 ]
 
 
@@ -334,6 +335,32 @@ def _hint(have: torch.Tensor, mistakes: Sequence[tuple[Any, str]], atol: float, 
         if wrong is not None and _close(have, wrong, atol, rtol):
             return f". Hint: {hint}"
     return ""
+
+
+def _copy(value: Any) -> Any:
+    if isinstance(value, torch.Tensor):
+        return value.clone()
+    return list(value) if isinstance(value, list) else value
+
+
+def check_cases(
+    fn: Callable,
+    solution: Callable,
+    cases: Sequence[tuple[str, tuple]],
+    mistakes: Sequence[tuple[Callable, str]] = (),
+    **compare_options: Any,
+) -> int:
+    """The usual checker: compare ``fn`` with ``solution`` on every case, naming known mistakes.
+
+    cases: ``(description, args)`` pairs; ``fn`` gets copies of the arguments, so it cannot
+    change what the solution sees. Each mistake's output on the same arguments is offered
+    to :func:`compare` as a hint. Returns the number of cases passed.
+    """
+    for inputs, args in cases:
+        got = call(fn, *[_copy(a) for a in args], inputs=inputs)
+        known = [(wrong(*args), hint) for wrong, hint in mistakes]
+        compare(got, solution(*args), inputs=inputs, mistakes=known, **compare_options)
+    return len(cases)
 
 
 def exercise(name: str, fn: Callable, timeout: float = 5.0) -> None:

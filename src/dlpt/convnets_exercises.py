@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from dlpt import convnets
-from dlpt.check import Exercise, call, compare, register
+from dlpt.check import Exercise, call, check_cases, compare, register
 
 # ------------------------------------------------------------------------- conv2d
 
@@ -45,19 +45,17 @@ _CONV_MISTAKES = [
 
 def _check_conv2d(fn) -> int:
     g = torch.Generator().manual_seed(0)
-    cases = [
+    shapes = [
         ("x (1, 1, 4, 4), weight (1, 1, 3, 3), bias (1,)", (1, 1, 4, 4), (1, 1, 3, 3), 1, 0),
         ("x (2, 3, 5, 7), weight (4, 3, 3, 2), bias (4,)", (2, 3, 5, 7), (4, 3, 3, 2), 1, 0),
         ("x (2, 2, 6, 9), weight (3, 2, 3, 3), bias (3,), stride 2, padding 1", (2, 2, 6, 9), (3, 2, 3, 3), 2, 1),
     ]
-    for inputs, x_shape, w_shape, stride, padding in cases:
-        x, w = torch.randn(x_shape, generator=g), torch.randn(w_shape, generator=g)
-        b = torch.randn(w_shape[0], generator=g)
-        got = call(fn, x.clone(), w.clone(), b.clone(), stride, padding, inputs=inputs)
-        expected = convnets.conv2d(x, w, b, stride, padding)
-        mistakes = [(wrong(x, w, b, stride, padding), hint) for wrong, hint in _CONV_MISTAKES]
-        compare(got, expected, inputs=inputs, what="the output", atol=1e-4, mistakes=mistakes)
-    return len(cases)
+    cases = [
+        (inputs, (torch.randn(x, generator=g), torch.randn(w, generator=g), torch.randn(w[0], generator=g),
+                  stride, padding))
+        for inputs, x, w, stride, padding in shapes
+    ]
+    return check_cases(fn, convnets.conv2d, cases, _CONV_MISTAKES, what="the output", atol=1e-4)
 
 
 register(Exercise("convnets.conv2d", _check_conv2d, convnets.conv2d, _CONV_MISTAKES))
@@ -93,12 +91,9 @@ def _check_output_size(fn) -> int:
     # Ordered so that the first case each mistake fails tells it apart from the others.
     cases = [(8, 3, 1, 0, 1), (10, 3, 1, 3, 1), (16, 3, 1, 0, 2), (10, 3, 2, 0, 1), (32, 5, 2, 2, 1),
              (28, 4, 3, 1, 1), (40, 5, 2, 1, 1)]
-    for n, k, s, p, d in cases:
-        inputs = f"n={n}, kernel_size={k}, stride={s}, padding={p}, dilation={d}"
-        got = call(fn, n, k, s, p, d, inputs=inputs)
-        mistakes = [(wrong(n, k, s, p, d), hint) for wrong, hint in _SIZE_MISTAKES]
-        compare(got, convnets.output_size(n, k, s, p, d), inputs=inputs, what="the size", mistakes=mistakes)
-    return len(cases)
+    described = [(f"n={n}, kernel_size={k}, stride={s}, padding={p}, dilation={d}", (n, k, s, p, d))
+                 for n, k, s, p, d in cases]
+    return check_cases(fn, convnets.output_size, described, _SIZE_MISTAKES, what="the size")
 
 
 register(Exercise("convnets.output_size", _check_output_size, convnets.output_size, _SIZE_MISTAKES))
@@ -126,13 +121,9 @@ _PARAMS_MISTAKES = [
 
 
 def _check_conv_params(fn) -> int:
-    cases = [(1, 1, 3), (3, 16, 3), (16, 32, 5), (64, 8, 1)]
-    for c_in, c_out, k in cases:
-        inputs = f"c_in={c_in}, c_out={c_out}, kernel_size={k}"
-        got = call(fn, c_in, c_out, k, inputs=inputs)
-        mistakes = [(wrong(c_in, c_out, k), hint) for wrong, hint in _PARAMS_MISTAKES]
-        compare(got, convnets.conv_params(c_in, c_out, k), inputs=inputs, what="the count", mistakes=mistakes)
-    return len(cases)
+    cases = [(f"c_in={c_in}, c_out={c_out}, kernel_size={k}", (c_in, c_out, k))
+             for c_in, c_out, k in [(1, 1, 3), (3, 16, 3), (16, 32, 5), (64, 8, 1)]]
+    return check_cases(fn, convnets.conv_params, cases, _PARAMS_MISTAKES, what="the count")
 
 
 register(Exercise("convnets.conv_params", _check_conv_params, convnets.conv_params, _PARAMS_MISTAKES))
@@ -161,17 +152,14 @@ _PERM_MISTAKES = [
 
 def _check_permuted(fn) -> int:
     g = torch.Generator().manual_seed(0)
+    cases = []
     for n in (5, 40):
         weight = torch.randn(n, n, generator=g)
         permutation = torch.randperm(n, generator=g)
-        while n > 2 and torch.equal(permutation[permutation], torch.arange(n)):  # avoid self-inverse ones
+        while torch.equal(permutation[permutation], torch.arange(n)):  # avoid self-inverse ones
             permutation = torch.randperm(n, generator=g)
-        inputs = f"weight ({n}, {n}), a permutation of {n} positions"
-        got = call(fn, weight.clone(), permutation.clone(), inputs=inputs)
-        mistakes = [(wrong(weight, permutation), hint) for wrong, hint in _PERM_MISTAKES]
-        compare(got, convnets.permuted_input_weights(weight, permutation), inputs=inputs,
-                what="the new weights", mistakes=mistakes)
-    return 2
+        cases.append((f"weight ({n}, {n}), a permutation of {n} positions", (weight, permutation)))
+    return check_cases(fn, convnets.permuted_input_weights, cases, _PERM_MISTAKES, what="the new weights")
 
 
 register(Exercise("convnets.permuted_input_weights", _check_permuted, convnets.permuted_input_weights,
@@ -211,13 +199,8 @@ _FIELD_MISTAKES = [
 def _check_receptive_field(fn) -> int:
     cases = [([3], None, None), ([3, 3, 3], None, None), ([3, 3, 3, 3], [1, 2, 4, 8], None),
              ([2, 2, 2], [1, 2, 4], None), ([7, 3, 3], None, [2, 2, 1]), ([5, 3, 3], [1, 1, 2], [2, 1, 1])]
-    for kernels, dilations, strides in cases:
-        inputs = f"kernel_sizes={kernels}, dilations={dilations}, strides={strides}"
-        got = call(fn, list(kernels), dilations and list(dilations), strides and list(strides), inputs=inputs)
-        mistakes = [(wrong(kernels, dilations, strides), hint) for wrong, hint in _FIELD_MISTAKES]
-        compare(got, convnets.receptive_field(kernels, dilations, strides), inputs=inputs,
-                what="the receptive field", mistakes=mistakes)
-    return len(cases)
+    described = [(f"kernel_sizes={k}, dilations={d}, strides={s}", (k, d, s)) for k, d, s in cases]
+    return check_cases(fn, convnets.receptive_field, described, _FIELD_MISTAKES, what="the receptive field")
 
 
 register(Exercise("convnets.receptive_field", _check_receptive_field, convnets.receptive_field, _FIELD_MISTAKES))
@@ -319,17 +302,14 @@ def _check_iou(fn) -> int:
     truth_big = big.clone()
     truth_big[0, 1:7, 6] = False
     big[1, 0, 0], truth_big[1, 0, 1] = True, True  # ... and a tiny one missed
+    empty = torch.zeros(3, 3, dtype=torch.bool)
     cases = [
         ("predicted (2, 4, 4) and target (2, 4, 4) random masks",
-         torch.rand(2, 4, 4, generator=g) > 0.5, torch.rand(2, 4, 4, generator=g) > 0.5),
-        ("two 8x8 images: a large object found well and a one-pixel object missed", big, truth_big),
-        ("two empty (3, 3) masks", torch.zeros(3, 3, dtype=torch.bool), torch.zeros(3, 3, dtype=torch.bool)),
+         (torch.rand(2, 4, 4, generator=g) > 0.5, torch.rand(2, 4, 4, generator=g) > 0.5)),
+        ("two 8x8 images: a large object found well and a one-pixel object missed", (big, truth_big)),
+        ("two empty (3, 3) masks", (empty, empty.clone())),
     ]
-    for inputs, predicted, target in cases:
-        got = call(fn, predicted.clone(), target.clone(), inputs=inputs)
-        mistakes = [(wrong(predicted, target), hint) for wrong, hint in _IOU_MISTAKES]
-        compare(got, convnets.iou(predicted, target), inputs=inputs, what="the IoU", mistakes=mistakes)
-    return len(cases)
+    return check_cases(fn, convnets.iou, cases, _IOU_MISTAKES, what="the IoU")
 
 
 register(Exercise("convnets.iou", _check_iou, convnets.iou, _IOU_MISTAKES))

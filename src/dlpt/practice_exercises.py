@@ -12,7 +12,7 @@ import math
 import torch
 
 from dlpt import practice
-from dlpt.check import Exercise, Mismatch, call, compare, register
+from dlpt.check import Exercise, Mismatch, call, check_cases, compare, register
 
 # --------------------------------------------------------------------- standardize
 
@@ -70,14 +70,8 @@ _STANDARDIZE_MISTAKES = [
 
 
 def _check_standardize(fn) -> int:
-    n = 0
-    for inputs, x_train, x_test in _standardize_cases():
-        got = call(fn, x_train.clone(), x_test.clone(), inputs=inputs)
-        expected = practice.standardize(x_train, x_test)
-        mistakes = [(wrong(x_train, x_test), hint) for wrong, hint in _STANDARDIZE_MISTAKES]
-        compare(got, expected, inputs=inputs, what="(train, test)", atol=1e-4, mistakes=mistakes)
-        n += 1
-    return n
+    cases = [(inputs, (x_train, x_test)) for inputs, x_train, x_test in _standardize_cases()]
+    return check_cases(fn, practice.standardize, cases, _STANDARDIZE_MISTAKES, what="(train, test)", atol=1e-4)
 
 
 register(Exercise("practice.standardize", _check_standardize, practice.standardize, _STANDARDIZE_MISTAKES))
@@ -115,19 +109,14 @@ _CE_MISTAKES = [
 def _check_cross_entropy(fn) -> int:
     g = torch.Generator().manual_seed(1)
     cases = [
-        ("logits (4, 3), targets (4,)", torch.randn(4, 3, generator=g), torch.tensor([0, 2, 1, 2])),
-        ("logits (8, 10) of size about 5, targets (8,)", 5 * torch.randn(8, 10, generator=g),
-         torch.randint(0, 10, (8,), generator=g)),
-        ("logits (3, 4) as large as 1000, targets (3,)", torch.tensor(
+        ("logits (4, 3), targets (4,)", (torch.randn(4, 3, generator=g), torch.tensor([0, 2, 1, 2]))),
+        ("logits (8, 10) of size about 5, targets (8,)",
+         (5 * torch.randn(8, 10, generator=g), torch.randint(0, 10, (8,), generator=g))),
+        ("logits (3, 4) as large as 1000, targets (3,)", (torch.tensor(
             [[1000.0, 990.0, 0.0, -5.0], [-20.0, 800.0, 805.0, 1.0], [3.0, 2.0, 1.0, 900.0]]),
-         torch.tensor([1, 2, 3])),
+         torch.tensor([1, 2, 3]))),
     ]
-    for inputs, logits, targets in cases:
-        got = call(fn, logits.clone(), targets.clone(), inputs=inputs)
-        expected = practice.cross_entropy(logits, targets)
-        mistakes = [(wrong(logits, targets), hint) for wrong, hint in _CE_MISTAKES]
-        compare(got, expected, inputs=inputs, what="the loss", atol=1e-4, mistakes=mistakes)
-    return len(cases)
+    return check_cases(fn, practice.cross_entropy, cases, _CE_MISTAKES, what="the loss", atol=1e-4)
 
 
 register(Exercise("practice.cross_entropy", _check_cross_entropy, practice.cross_entropy, _CE_MISTAKES))
