@@ -5,7 +5,7 @@ import pytest
 from dlpt import check
 from dlpt.check import ExerciseFailed
 
-CHAPTERS = ["practice", "convnets"]
+CHAPTERS = ["practice", "convnets", "sequences"]
 EXERCISES = {name: ex for chapter in CHAPTERS for name, ex in check.registry(chapter).items()
              if not name.startswith("testing.")}
 MISTAKES = [(name, i) for name, ex in EXERCISES.items() for i in range(len(ex.mistakes))]
