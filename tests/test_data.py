@@ -81,3 +81,40 @@ def test_shapes_segmentation_is_deterministic_and_labels_objects():
     # object pixels are bright, but so are some background strokes: value alone does not decide
     inside, outside = a.x_train[:, 0][a.y_train == 1], a.x_train[:, 0][a.y_train == 0]
     assert inside.mean() > outside.mean() and (outside > 0.6).sum() > 50
+
+
+def test_docstrings_corpus_is_offline_english_split_by_document():
+    corpus = data.docstrings(max_chars=200_000)
+    assert 200_000 <= len(corpus.train) < 210_000
+    assert len(corpus.val) > 5_000 and len(corpus.test) > 5_000
+    assert corpus.train.isascii() and corpus.val.isascii()
+    assert " the " in corpus.train
+    assert corpus == data.docstrings(max_chars=200_000)  # deterministic
+    first_val = corpus.val.split("\n\n")[0]
+    assert first_val not in corpus.train
+
+
+def test_dates_map_human_formats_to_iso_with_a_correct_alignment():
+    import datetime
+
+    pairs = data.dates(300, seed=3)
+    assert pairs == data.dates(300, seed=3)
+    assert len({p.source for p in pairs}) > 250
+    for pair in pairs:
+        parsed = datetime.date.fromisoformat(pair.target)
+        assert 1950 <= parsed.year <= 2049
+        assert len(pair.alignment) == len(pair.target) == 10
+        assert pair.alignment[4] == pair.alignment[7] == frozenset()  # the dashes
+        year = "".join(pair.source[i] for i in sorted(pair.alignment[0]))
+        assert year in (pair.target[:4], pair.target[2:4])  # %Y or %y
+        day = "".join(pair.source[i] for i in sorted(pair.alignment[8]))
+        assert day == pair.target[8:10]
+        month = "".join(pair.source[i] for i in sorted(pair.alignment[5]))
+        assert month == pair.target[5:7] or parsed.strftime("%B").startswith(month)
+
+
+def test_digit_reversal():
+    pairs = data.digit_reversal(100, 5, 40, seed=1)
+    assert pairs == data.digit_reversal(100, 5, 40, seed=1)
+    assert all(target == source[::-1] and 5 <= len(source) <= 40 for source, target in pairs)
+    assert min(len(s) for s, _ in pairs) < 10 and max(len(s) for s, _ in pairs) > 35

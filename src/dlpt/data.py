@@ -7,13 +7,30 @@ give the same tensors.
 
 from __future__ import annotations
 
+import ast
+import datetime
 import functools
+import random
+import sysconfig
+from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
 import torch
 
-__all__ = ["Split", "digits", "mnist1d", "breast_cancer", "shapes_segmentation", "train_val_split"]
+__all__ = [
+    "Split",
+    "digits",
+    "mnist1d",
+    "breast_cancer",
+    "shapes_segmentation",
+    "train_val_split",
+    "TextSplit",
+    "docstrings",
+    "DatePair",
+    "dates",
+    "digit_reversal",
+]
 
 
 class Split(NamedTuple):
@@ -155,3 +172,122 @@ def train_val_split(
     n_val = max(1, round(val_fraction * len(x)))
     val, train = order[:n_val], order[n_val:]
     return Split(x[train], y[train], x[val], y[val])
+
+
+# --------------------------------------------------------------------------- text and sequences
+
+
+class TextSplit(NamedTuple):
+    """A text corpus split into training, validation and test strings."""
+
+    train: str
+    val: str
+    test: str
+
+
+_SKIPPED_PARTS = {"test", "tests", "site-packages", "idlelib", "lib2to3", "turtledemo", "__pycache__"}
+
+
+@functools.lru_cache(maxsize=1)
+def _stdlib_docstrings() -> tuple[str, ...]:
+    root = Path(sysconfig.get_paths()["stdlib"])
+    files = sorted(
+        p for p in root.rglob("*.py")
+        if not any(part in _SKIPPED_PARTS or part.startswith("test_") for part in p.relative_to(root).parts)
+    )
+    documents = []
+    for path in files:
+        try:
+            tree = ast.parse(path.read_text(encoding="utf-8"))
+        except (SyntaxError, UnicodeDecodeError, ValueError):
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+                doc = ast.get_docstring(node)
+                if doc and len(doc) > 40:
+                    documents.append(doc.encode("ascii", "replace").decode("ascii"))
+    return tuple(documents)
+
+
+def docstrings(max_chars: int = 1_000_000) -> TextSplit:
+    """English text that needs no download: the docstrings of Python's standard library.
+
+    Collected with ``ast`` from the running Python's own library (tests excluded), as ASCII
+    (other characters become "?"), joined by blank lines. Every 20th docstring goes to
+    validation, the next one to test, the rest to training, until ``max_chars`` characters
+    of training text. The same Python version gives the same text; another version's
+    library differs a little.
+    """
+    parts: dict[str, list[str]] = {"train": [], "val": [], "test": []}
+    size = 0
+    for i, doc in enumerate(_stdlib_docstrings()):
+        part = "val" if i % 20 == 0 else "test" if i % 20 == 1 else "train"
+        parts[part].append(doc)
+        size += len(doc) + 2 if part == "train" else 0
+        if size >= max_chars:
+            break
+    return TextSplit(*("\n\n".join(parts[p]) for p in ("train", "val", "test")))
+
+
+class DatePair(NamedTuple):
+    """A date written by a human (source) and in ISO form (target), with their alignment.
+
+    ``alignment[j]`` is the set of source positions that encode the field (year, month or
+    day) that target character j belongs to; empty for the two dashes.
+    """
+
+    source: str
+    target: str
+    alignment: tuple[frozenset[int], ...]
+
+
+# Each format is a list of pieces: a strftime directive naming a field, or literal text.
+_DATE_FORMATS = [
+    ["%d", " ", "%b", " ", "%Y"],            # 27 Nov 2026
+    ["%A", ", ", "%B", " ", "%d", ", ", "%Y"],  # Friday, November 27, 2026
+    ["%d", "/", "%m", "/", "%y"],            # 27/11/26
+    ["%Y", ".", "%m", ".", "%d"],            # 2026.11.27
+    ["%B", " ", "%d", " ", "%Y"],            # November 27 2026
+    ["%d", " ", "%B", " ", "%Y"],            # 27 November 2026
+    ["%a", " ", "%d", " ", "%b", " ", "%Y"],  # Fri 27 Nov 2026
+    ["%d", ".", "%m", ".", "%Y"],            # 27.11.2026
+]
+_FIELD = {"%d": "day", "%m": "month", "%b": "month", "%B": "month", "%Y": "year", "%y": "year"}
+_TARGET_FIELDS = ["year"] * 4 + [None] + ["month"] * 2 + [None] + ["day"] * 2
+
+
+def dates(n: int, seed: int = 0) -> list[DatePair]:
+    """``n`` dates between 1950 and 2049 in eight human formats, with their ISO forms.
+
+    A translation-like task with a known answer to "which source characters produce this
+    target character": the alignment of each :class:`DatePair`.
+    """
+    rng = random.Random(seed)
+    start, days = datetime.date(1950, 1, 1), (datetime.date(2049, 12, 31) - datetime.date(1950, 1, 1)).days
+    pairs = []
+    for _ in range(n):
+        date = start + datetime.timedelta(days=rng.randrange(days + 1))
+        pieces = rng.choice(_DATE_FORMATS)
+        source, spans = "", {"year": set(), "month": set(), "day": set()}
+        for piece in pieces:
+            text = date.strftime(piece) if piece.startswith("%") else piece
+            if piece in _FIELD:
+                spans[_FIELD[piece]].update(range(len(source), len(source) + len(text)))
+            source += text
+        alignment = tuple(frozenset(spans[f]) if f else frozenset() for f in _TARGET_FIELDS)
+        pairs.append(DatePair(source, date.isoformat(), alignment))
+    return pairs
+
+
+def digit_reversal(n: int, min_length: int = 5, max_length: int = 40, seed: int = 0) -> list[tuple[str, str]]:
+    """``n`` random digit strings of ``min_length`` to ``max_length`` digits and their reverses.
+
+    The variable-length task for the bottleneck experiment: a fixed-size state must carry
+    the whole input before the first output digit.
+    """
+    rng = random.Random(seed)
+    pairs = []
+    for _ in range(n):
+        digits_ = "".join(rng.choice("0123456789") for _ in range(rng.randint(min_length, max_length)))
+        pairs.append((digits_, digits_[::-1]))
+    return pairs
