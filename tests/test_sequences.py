@@ -78,3 +78,68 @@ def test_attention_refuses_bad_shapes_and_masks():
         sequences.attention(torch.zeros(3, 4), torch.zeros(5, 4), torch.zeros(6, 2))
     with pytest.raises(TypeError, match="boolean"):
         sequences.attention(torch.zeros(3, 4), torch.zeros(5, 4), torch.zeros(5, 2), torch.ones(3, 5))
+
+
+def test_char_vocab_round_trip_and_unknown_characters():
+    vocab = sequences.CharVocab("hello world")
+    ids = vocab.encode("hello")
+    assert ids.dtype == torch.int64 and vocab.decode(ids) == "hello"
+    assert vocab.decode(vocab.encode("hé")) == "h?"
+    assert len(vocab) == len(set("hello world")) + 1
+
+
+def test_lm_windows_cut_rows_of_inputs_and_next_characters():
+    rows = sequences.lm_windows(torch.arange(23), 4)
+    assert rows.shape == (4, 5)
+    assert torch.equal(rows[1], torch.tensor([5, 6, 7, 8, 9]))
+
+
+def test_window_lm_sees_exactly_the_last_k_characters():
+    torch.manual_seed(0)
+    model = sequences.WindowLM(10, k=3, embedding=4, hidden=8)
+    ids = torch.randint(0, 10, (1, 12))
+    logits = model(ids)
+    assert logits.shape == (1, 12, 10)
+    # change one input character at a time: only positions 5, 6, 7 move the prediction at 7
+    grads = []
+    for t in range(12):
+        changed = ids.clone()
+        changed[0, t] = (changed[0, t] + 1) % 10
+        grads.append(not torch.allclose(model(changed)[0, 7], logits[0, 7]))
+    assert [t for t, g in enumerate(grads) if g] == [5, 6, 7]
+
+
+def test_recurrent_lm_is_causal_and_carries_state():
+    torch.manual_seed(0)
+    model = sequences.RecurrentLM(10, embedding=4, hidden=8)
+    ids = torch.randint(0, 10, (2, 9))
+    logits = model(ids)
+    changed = ids.clone()
+    changed[:, 6] = (changed[:, 6] + 1) % 10
+    after = model(changed)
+    torch.testing.assert_close(after[:, :6], logits[:, :6])  # the past does not see the future
+    assert not torch.allclose(after[:, 6:], logits[:, 6:])
+    # two chunks with the state carried equal one long pass
+    first = model(ids[:, :4])
+    second = model(ids[:, 4:], model.last_state)
+    torch.testing.assert_close(torch.cat([first, second], 1), logits)
+
+
+@pytest.mark.parametrize("kind", ["window", "recurrent"])
+def test_next_char_losses_equal_a_direct_computation(kind):
+    torch.manual_seed(0)
+    model = sequences.WindowLM(7, k=3, embedding=4, hidden=8) if kind == "window" else sequences.RecurrentLM(7, 4, 8)
+    ids = torch.randint(0, 7, (50,))
+    losses = sequences.next_char_losses(model, ids, length=16)  # several chunks
+    direct = F.cross_entropy(model(ids[None, :-1])[0], ids[1:], reduction="none") / torch.log(torch.tensor(2.0))
+    assert losses.shape == (49,)
+    torch.testing.assert_close(losses, direct, atol=1e-5, rtol=1e-5)
+
+
+def test_sample_is_reproducible_and_continues_the_prompt():
+    torch.manual_seed(0)
+    vocab = sequences.CharVocab("abcde ")
+    model = sequences.RecurrentLM(len(vocab), 4, 8)
+    a = sequences.sample(model, vocab, "ab", 10, generator=torch.Generator().manual_seed(1))
+    b = sequences.sample(model, vocab, "ab", 10, generator=torch.Generator().manual_seed(1))
+    assert a == b and a.startswith("ab") and len(a) == 12

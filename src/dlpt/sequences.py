@@ -12,7 +12,18 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["embed_one_hot", "RNNCell", "LSTMCell", "attention"]
+__all__ = [
+    "embed_one_hot",
+    "RNNCell",
+    "LSTMCell",
+    "attention",
+    "CharVocab",
+    "lm_windows",
+    "WindowLM",
+    "RecurrentLM",
+    "next_char_losses",
+    "sample",
+]
 
 
 def embed_one_hot(tokens: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
@@ -103,3 +114,111 @@ def attention(
         scores = scores.masked_fill(~mask, float("-inf"))
     weights = torch.softmax(scores, dim=-1)
     return weights @ values, weights
+
+
+# --------------------------------------------------------------------------- character language models
+
+
+class CharVocab:
+    """Characters to integer ids and back; characters never seen in training map to "?"."""
+
+    def __init__(self, text: str):
+        self.chars = sorted(set(text) | {"?"})
+        self.index = {ch: i for i, ch in enumerate(self.chars)}
+
+    def __len__(self) -> int:
+        return len(self.chars)
+
+    def encode(self, text: str) -> torch.Tensor:
+        """A string -> ids (len(text),) int64."""
+        unknown = self.index["?"]
+        return torch.tensor([self.index.get(ch, unknown) for ch in text], dtype=torch.int64)
+
+    def decode(self, ids: torch.Tensor) -> str:
+        """Ids (T,) -> a string."""
+        return "".join(self.chars[i] for i in ids.tolist())
+
+
+def lm_windows(ids: torch.Tensor, length: int) -> torch.Tensor:
+    """Cut a long id sequence (N,) into non-overlapping rows (N // (length + 1), length + 1).
+
+    Each row holds ``length`` inputs and, shifted by one, their ``length`` next characters.
+    """
+    rows = len(ids) // (length + 1)
+    return ids[: rows * (length + 1)].reshape(rows, length + 1)
+
+
+class WindowLM(nn.Module):
+    """A fixed-window neural language model (Bengio et al., 2003).
+
+    Reads the previous ``k`` characters, concatenates their embeddings and predicts the
+    next one through a tanh hidden layer. ids (B, T) -> logits (B, T, V); the first k-1
+    positions see a window padded with id 0.
+    """
+
+    def __init__(self, vocab_size: int, k: int = 5, embedding: int = 16, hidden: int = 256):
+        super().__init__()
+        self.k = k
+        self.embed = nn.Embedding(vocab_size, embedding)
+        self.hidden = nn.Linear(k * embedding, hidden)
+        self.out = nn.Linear(hidden, vocab_size)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        padded = F.pad(ids, (self.k - 1, 0))  # (B, T + k - 1)
+        windows = padded.unfold(1, self.k, 1)  # (B, T, k): characters t-k+1 .. t
+        e = self.embed(windows).flatten(2)  # (B, T, k * embedding)
+        return self.out(torch.tanh(self.hidden(e)))
+
+
+class RecurrentLM(nn.Module):
+    """A recurrent language model (Mikolov et al., 2010), here with a GRU cell.
+
+    ids (B, T) -> logits (B, T, V), and the final state (1, B, H) to continue from.
+    """
+
+    def __init__(self, vocab_size: int, embedding: int = 16, hidden: int = 128):
+        super().__init__()
+        self.embed = nn.Embedding(vocab_size, embedding)
+        self.rnn = nn.GRU(embedding, hidden, batch_first=True)
+        self.out = nn.Linear(hidden, vocab_size)
+
+    def forward(self, ids: torch.Tensor, state: torch.Tensor | None = None) -> torch.Tensor:
+        h, self.last_state = self.rnn(self.embed(ids), state)
+        return self.out(h)
+
+
+@torch.no_grad()
+def next_char_losses(model: nn.Module, ids: torch.Tensor, length: int = 256) -> torch.Tensor:
+    """Cross-entropy, in bits, of predicting each character of ``ids`` (N,) from the ones before.
+
+    The text is read in consecutive chunks of ``length``; a recurrent model carries its
+    state from chunk to chunk. Returns (N - 1,) losses for characters 1..N-1.
+    """
+    model.eval()
+    losses, state = [], None
+    for start in range(0, len(ids) - 1, length):
+        x = ids[start : start + length][None]
+        y = ids[start + 1 : start + length + 1][None]
+        x = x[:, : y.shape[1]]
+        if isinstance(model, RecurrentLM):
+            logits = model(x, state)
+            state = model.last_state
+        else:  # a window model needs the characters before the chunk as context
+            context = ids[max(0, start - model.k + 1) : start + x.shape[1]][None]
+            logits = model(context)[:, -x.shape[1] :]
+        losses.append(F.cross_entropy(logits[0], y[0], reduction="none") / math.log(2))
+    return torch.cat(losses)
+
+
+@torch.no_grad()
+def sample(model: nn.Module, vocab: CharVocab, prompt: str, n: int, temperature: float = 0.8,
+           generator: torch.Generator | None = None) -> str:
+    """Continue ``prompt`` by ``n`` characters, sampling each from softmax(logits / temperature)."""
+    model.eval()
+    ids = vocab.encode(prompt)
+    for _ in range(n):
+        context = ids[-model.k:] if isinstance(model, WindowLM) else ids
+        logits = model(context[None])[0, -1] / temperature
+        next_id = torch.multinomial(torch.softmax(logits, -1), 1, generator=generator)
+        ids = torch.cat([ids, next_id])
+    return vocab.decode(ids)
