@@ -143,3 +143,34 @@ def test_sample_is_reproducible_and_continues_the_prompt():
     a = sequences.sample(model, vocab, "ab", 10, generator=torch.Generator().manual_seed(1))
     b = sequences.sample(model, vocab, "ab", 10, generator=torch.Generator().manual_seed(1))
     assert a == b and a.startswith("ab") and len(a) == 12
+
+
+def test_token_vocab_batches_and_decodes():
+    vocab = sequences.TokenVocab(["ab", "ba-"])
+    batch = vocab.batch(["ab", "a"], bos=True, eos=True)
+    assert batch.shape == (2, 4) and batch[0, 0] == sequences.BOS and batch[1, 3] == sequences.PAD
+    assert vocab.decode(batch[0]) == "ab" and vocab.decode(batch[1]) == "a"
+
+
+@pytest.mark.parametrize("use_attention", [False, True])
+def test_seq2seq_ignores_padding_and_greedy_matches_teacher_forcing(use_attention):
+    torch.manual_seed(0)
+    model = sequences.Seq2Seq(12, hidden=8, embedding=4, use_attention=use_attention, bidirectional=use_attention)
+    model.eval()
+    src = torch.tensor([[5, 6, 7, 0, 0], [3, 4, 5, 6, 7]])
+    tgt_in = torch.tensor([[sequences.BOS, 4, 5], [sequences.BOS, 6, 7]])
+    logits = model(src, tgt_in)
+    assert logits.shape == (2, 3, 12)
+    # more padding changes nothing: packed encoding and the attention mask skip it
+    padded = torch.cat([src, torch.zeros(2, 3, dtype=torch.int64)], 1)
+    torch.testing.assert_close(model(padded, tgt_in), logits, atol=1e-5, rtol=1e-5)
+    # greedy decoding feeds back its own argmax; with those as inputs teacher forcing agrees
+    ids, maps = model.greedy(src, 4)
+    forced = model(src, torch.cat([torch.full((2, 1), sequences.BOS), ids[:, :-1]], 1))
+    assert torch.equal(forced.argmax(-1), ids)
+    if use_attention:
+        assert maps.shape == (2, 4, 5)
+        torch.testing.assert_close(maps.sum(-1), torch.ones(2, 4))
+        assert torch.all(maps[0, :, 3:] == 0)  # no weight on padding
+    else:
+        assert maps is None

@@ -23,6 +23,11 @@ __all__ = [
     "RecurrentLM",
     "next_char_losses",
     "sample",
+    "PAD",
+    "BOS",
+    "EOS",
+    "TokenVocab",
+    "Seq2Seq",
 ]
 
 
@@ -222,3 +227,104 @@ def sample(model: nn.Module, vocab: CharVocab, prompt: str, n: int, temperature:
         next_id = torch.multinomial(torch.softmax(logits, -1), 1, generator=generator)
         ids = torch.cat([ids, next_id])
     return vocab.decode(ids)
+
+
+# --------------------------------------------------------------------------- sequence to sequence
+
+PAD, BOS, EOS = 0, 1, 2  # padding, begin and end of a target sequence
+
+
+class TokenVocab:
+    """Characters to ids for sequence-to-sequence tasks, with ids 0, 1, 2 reserved for PAD, BOS, EOS."""
+
+    def __init__(self, texts: list[str]):
+        self.chars = ["<pad>", "<bos>", "<eos>", *sorted(set("".join(texts)))]
+        self.index = {ch: i for i, ch in enumerate(self.chars)}
+
+    def __len__(self) -> int:
+        return len(self.chars)
+
+    def batch(self, texts: list[str], bos: bool = False, eos: bool = False) -> torch.Tensor:
+        """Strings -> ids (B, T) padded with PAD, optionally framed by BOS and EOS."""
+        rows = [[BOS] * bos + [self.index[ch] for ch in text] + [EOS] * eos for text in texts]
+        out = torch.full((len(rows), max(map(len, rows))), PAD, dtype=torch.int64)
+        for i, row in enumerate(rows):
+            out[i, : len(row)] = torch.tensor(row)
+        return out
+
+    def decode(self, ids: torch.Tensor) -> str:
+        """Ids (T,) -> a string, stopping at the first EOS and skipping PAD and BOS."""
+        text = []
+        for i in ids.tolist():
+            if i == EOS:
+                break
+            if i > EOS:
+                text.append(self.chars[i])
+        return "".join(text)
+
+
+class Seq2Seq(nn.Module):
+    """A GRU encoder-decoder (Sutskever et al., 2014; Cho et al., 2014), with optional attention.
+
+    src: (B, S) ids, PAD = 0 -> the encoder's states (B, S, H). Without attention the decoder
+    starts from the encoder's last state and sees nothing else: the whole input must pass
+    through one vector of size H (the bottleneck). With attention (Bahdanau et al., 2015;
+    dot-product scores as in Luong et al., 2015) each decoder step also reads a weighted
+    average of all encoder states, weights from :func:`attention` with padding masked.
+    """
+
+    def __init__(self, vocab_size: int, hidden: int = 128, embedding: int = 32,
+                 use_attention: bool = False, bidirectional: bool = False):
+        super().__init__()
+        self.use_attention = use_attention
+        self.embed = nn.Embedding(vocab_size, embedding, padding_idx=PAD)
+        self.encoder = nn.GRU(embedding, hidden, batch_first=True, bidirectional=bidirectional)
+        self.bridge = nn.Linear(2 * hidden if bidirectional else hidden, hidden)  # encoder states -> decoder size
+        self.decoder = nn.GRUCell(embedding + (hidden if use_attention else 0), hidden)
+        self.out = nn.Linear(2 * hidden if use_attention else hidden, vocab_size)
+
+    def encode(self, src: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """src (B, S) -> states (B, S, H), the initial decoder state (B, H), mask (B, S)."""
+        mask = src != PAD
+        lengths = mask.sum(1).clamp(min=1).cpu()
+        packed = nn.utils.rnn.pack_padded_sequence(self.embed(src), lengths, batch_first=True, enforce_sorted=False)
+        states, _ = self.encoder(packed)
+        states, _ = nn.utils.rnn.pad_packed_sequence(states, batch_first=True, total_length=src.shape[1])
+        states = torch.tanh(self.bridge(states))  # (B, S, H)
+        last = states[torch.arange(len(src)), lengths.to(src.device) - 1]  # (B, H)
+        return states, last, mask
+
+    def step(self, token: torch.Tensor, h: torch.Tensor, states: torch.Tensor, mask: torch.Tensor):
+        """One decoder step: token (B,), state (B, H) -> logits (B, V), new state, weights (B, S) or None."""
+        e = self.embed(token)
+        weights = None
+        if self.use_attention:
+            context, weights = attention(h[:, None], states, states, mask[:, None])  # (B, 1, H), (B, 1, S)
+            context, weights = context[:, 0], weights[:, 0]
+            h = self.decoder(torch.cat([e, context], -1), h)
+            return self.out(torch.cat([h, context], -1)), h, weights
+        h = self.decoder(e, h)
+        return self.out(h), h, weights
+
+    def forward(self, src: torch.Tensor, tgt_in: torch.Tensor) -> torch.Tensor:
+        """Teacher forcing: src (B, S), tgt_in (B, T) starting with BOS -> logits (B, T, V)."""
+        states, h, mask = self.encode(src)
+        logits = []
+        for t in range(tgt_in.shape[1]):
+            step_logits, h, _ = self.step(tgt_in[:, t], h, states, mask)
+            logits.append(step_logits)
+        return torch.stack(logits, 1)
+
+    @torch.no_grad()
+    def greedy(self, src: torch.Tensor, max_len: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Greedy decoding: src (B, S) -> ids (B, max_len) and attention weights (B, max_len, S) or None."""
+        states, h, mask = self.encode(src)
+        token = torch.full((len(src),), BOS, dtype=torch.int64, device=src.device)
+        ids, maps = [], []
+        for _ in range(max_len):
+            logits, h, weights = self.step(token, h, states, mask)
+            token = logits.argmax(-1)
+            ids.append(token)
+            if weights is not None:
+                maps.append(weights)
+        return torch.stack(ids, 1), (torch.stack(maps, 1) if maps else None)
