@@ -162,3 +162,62 @@ def _check_attention(fn) -> int:
 
 
 register(Exercise("sequences.attention", _check_attention, sequences.attention, _ATTENTION_MISTAKES))
+
+# ------------------------------------------------------------------- greedy decoding
+
+
+def greedy_decode(step, state, batch_size: int, max_len: int) -> torch.Tensor:
+    """The worked solution: feed each step's most likely token back in, starting from BOS.
+
+    step(token (B,), state) -> (logits (B, V), state). Returns the chosen ids (B, max_len).
+    """
+    token = torch.full((batch_size,), sequences.BOS, dtype=torch.int64)
+    chosen = []
+    for _ in range(max_len):
+        logits, state = step(token, state)
+        token = logits.argmax(dim=-1)
+        chosen.append(token)
+    return torch.stack(chosen, dim=1)
+
+
+def _greedy_always_bos(step, state, batch_size, max_len):
+    token = torch.full((batch_size,), sequences.BOS, dtype=torch.int64)
+    chosen = []
+    for _ in range(max_len):
+        logits, state = step(token, state)
+        chosen.append(logits.argmax(dim=-1))
+    return torch.stack(chosen, dim=1)
+
+
+def _greedy_state_not_carried(step, state, batch_size, max_len):
+    return greedy_decode(lambda token, _: (step(token, state)[0], state), state, batch_size, max_len)
+
+
+def _greedy_keeps_bos(step, state, batch_size, max_len):
+    ids = greedy_decode(step, state, batch_size, max_len - 1)
+    return torch.cat([torch.full((batch_size, 1), sequences.BOS, dtype=torch.int64), ids], dim=1)
+
+
+_GREEDY_MISTAKES = [
+    (_greedy_always_bos, "every step was fed BOS: feed back the token just chosen"),
+    (_greedy_state_not_carried, "the state returned by step was dropped: pass it to the next step"),
+    (_greedy_keeps_bos, "BOS is the first input, not an output: return the max_len tokens chosen"),
+]
+
+
+def _toy_step(token: torch.Tensor, state: torch.Tensor):
+    """A stand-in decoder with 7 tokens whose choice depends on the token fed in and on the state."""
+    choice = (3 * token + state) % 7
+    logits = 5.0 * F.one_hot(choice, 7).float() + 0.01 * torch.arange(7.0)
+    return logits, state + token + 1
+
+
+def _check_greedy(fn) -> int:
+    cases = [
+        ("a toy step function, batch of 1, state [0], max_len 5", (_toy_step, torch.tensor([0]), 1, 5)),
+        ("a toy step function, batch of 3, states [0, 2, 5], max_len 8", (_toy_step, torch.tensor([0, 2, 5]), 3, 8)),
+    ]
+    return check_cases(fn, greedy_decode, cases, _GREEDY_MISTAKES, what="the chosen ids")
+
+
+register(Exercise("sequences.greedy_decode", _check_greedy, greedy_decode, _GREEDY_MISTAKES))
