@@ -73,3 +73,17 @@ def test_timer_measures_a_block():
 
 def test_in_notebook_is_false_outside_a_kernel():
     assert runtime.in_notebook() is False
+
+
+def test_fastest_warms_up_and_returns_the_minimum():
+    import time
+
+    calls = []
+
+    def work():
+        calls.append(None)
+        time.sleep(0.05 if len(calls) == 2 else 0.01)  # the first timed run is disturbed
+
+    seconds = dlpt.fastest(work, repeats=3)
+    assert len(calls) == 4  # one warm-up and three timed runs
+    assert 0.005 < seconds < 0.04

@@ -6,7 +6,7 @@ each chapter teaches, one module per chapter (``dlpt.practice``, ...).
 
 from dlpt import check, data, plot, practice, train
 from dlpt.check import ClaimError, claim
-from dlpt.runtime import scale, scaled, setup, timer
+from dlpt.runtime import fastest, scale, scaled, setup, timer
 from dlpt.show import show
 
 __version__ = "0.1.0"
@@ -16,6 +16,7 @@ __all__ = [
     "scale",
     "scaled",
     "timer",
+    "fastest",
     "claim",
     "ClaimError",
     "show",

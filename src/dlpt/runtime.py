@@ -19,7 +19,7 @@ import time
 import numpy as np
 import torch
 
-__all__ = ["setup", "pick_device", "seed_everything", "scale", "scaled", "in_notebook", "Timer", "timer"]
+__all__ = ["setup", "pick_device", "seed_everything", "scale", "scaled", "in_notebook", "Timer", "timer", "fastest"]
 
 
 def pick_device(device: str | torch.device | None = None) -> torch.device:
@@ -104,3 +104,18 @@ class Timer:
 
 
 timer = Timer
+
+
+def fastest(fn, repeats: int = 3) -> float:
+    """Seconds of the fastest of ``repeats`` calls of ``fn()``, after one warm-up call.
+
+    The warm-up absorbs one-time costs (kernel selection, allocation); the minimum is the
+    run least disturbed by whatever else the machine is doing.
+    """
+    fn()
+    times = []
+    for _ in range(repeats):
+        with timer() as t:
+            fn()
+        times.append(t.seconds)
+    return min(times)

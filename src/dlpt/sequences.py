@@ -16,7 +16,9 @@ __all__ = [
     "embed_one_hot",
     "RNNCell",
     "LSTMCell",
+    "lstm_step",
     "attention",
+    "greedy_decode",
     "CharVocab",
     "lm_windows",
     "WindowLM",
@@ -88,12 +90,23 @@ class LSTMCell(nn.Module):
         if state is None:
             zeros = x.new_zeros(x.shape[0], self.hidden_size)
             state = (zeros, zeros)
-        h, c = state
-        gates = x @ self.weight_ih.T + self.bias_ih + h @ self.weight_hh.T + self.bias_hh  # (B, 4H)
-        i, f, g, o = gates.chunk(4, dim=1)
-        c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
-        h = torch.sigmoid(o) * torch.tanh(c)
-        return h, c
+        return lstm_step(x, *state, self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh)
+
+
+def lstm_step(
+    x: torch.Tensor,
+    h: torch.Tensor,
+    c: torch.Tensor,
+    weight_ih: torch.Tensor,
+    weight_hh: torch.Tensor,
+    bias_ih: torch.Tensor,
+    bias_hh: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One LSTM step with PyTorch's gate order (i, f, g, o): x (B, I), h and c (B, H) -> (h', c')."""
+    gates = x @ weight_ih.T + bias_ih + h @ weight_hh.T + bias_hh  # (B, 4H)
+    i, f, g, o = gates.chunk(4, dim=1)
+    c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+    return torch.sigmoid(o) * torch.tanh(c), c
 
 
 def attention(
@@ -218,14 +231,22 @@ def next_char_losses(model: nn.Module, ids: torch.Tensor, length: int = 256) -> 
 @torch.no_grad()
 def sample(model: nn.Module, vocab: CharVocab, prompt: str, n: int, temperature: float = 0.8,
            generator: torch.Generator | None = None) -> str:
-    """Continue ``prompt`` by ``n`` characters, sampling each from softmax(logits / temperature)."""
+    """Continue ``prompt`` by ``n`` characters, sampling each from softmax(logits / temperature).
+
+    A window model re-reads its last k characters; a recurrent model reads the prompt once
+    and then only each new character, carrying its state.
+    """
     model.eval()
     ids = vocab.encode(prompt)
+    recurrent = isinstance(model, RecurrentLM)
+    logits = model(ids[None])[0, -1]
     for _ in range(n):
-        context = ids[-model.k:] if isinstance(model, WindowLM) else ids
-        logits = model(context[None])[0, -1] / temperature
-        next_id = torch.multinomial(torch.softmax(logits, -1), 1, generator=generator)
+        next_id = torch.multinomial(torch.softmax(logits / temperature, -1), 1, generator=generator)
         ids = torch.cat([ids, next_id])
+        if recurrent:
+            logits = model(next_id[None], model.last_state)[0, -1]
+        else:
+            logits = model(ids[-model.k:][None])[0, -1]
     return vocab.decode(ids)
 
 
@@ -319,12 +340,27 @@ class Seq2Seq(nn.Module):
     def greedy(self, src: torch.Tensor, max_len: int) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Greedy decoding: src (B, S) -> ids (B, max_len) and attention weights (B, max_len, S) or None."""
         states, h, mask = self.encode(src)
-        token = torch.full((len(src),), BOS, dtype=torch.int64, device=src.device)
-        ids, maps = [], []
-        for _ in range(max_len):
+        maps = []
+
+        def step(token: torch.Tensor, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
             logits, h, weights = self.step(token, h, states, mask)
-            token = logits.argmax(-1)
-            ids.append(token)
             if weights is not None:
                 maps.append(weights)
-        return torch.stack(ids, 1), (torch.stack(maps, 1) if maps else None)
+            return logits, h
+
+        ids = greedy_decode(step, h, len(src), max_len, device=src.device)
+        return ids, (torch.stack(maps, 1) if maps else None)
+
+
+def greedy_decode(step, state, batch_size: int, max_len: int, device: torch.device | str = "cpu") -> torch.Tensor:
+    """Feed each step's most likely token back in, starting from BOS.
+
+    step(token (B,), state) -> (logits (B, V), state). Returns the chosen ids (B, max_len).
+    """
+    token = torch.full((batch_size,), BOS, dtype=torch.int64, device=device)
+    chosen = []
+    for _ in range(max_len):
+        logits, state = step(token, state)
+        token = logits.argmax(dim=-1)
+        chosen.append(token)
+    return torch.stack(chosen, dim=1)

@@ -49,14 +49,6 @@ register(Exercise("sequences.embed_one_hot", _check_embed, sequences.embed_one_h
 # ----------------------------------------------------------------------- lstm_step
 
 
-def lstm_step(x, h, c, weight_ih, weight_hh, bias_ih, bias_hh):
-    """The worked solution: one LSTM step with PyTorch's gate order (i, f, g, o)."""
-    gates = x @ weight_ih.T + bias_ih + h @ weight_hh.T + bias_hh  # (B, 4H)
-    i, f, g, o = gates.chunk(4, dim=1)
-    c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
-    return torch.sigmoid(o) * torch.tanh(c), c
-
-
 def _lstm_order_ifog(x, h, c, w_ih, w_hh, b_ih, b_hh):
     gates = x @ w_ih.T + b_ih + h @ w_hh.T + b_hh
     i, f, o, g = gates.chunk(4, dim=1)
@@ -79,7 +71,7 @@ def _lstm_no_output_tanh(x, h, c, w_ih, w_hh, b_ih, b_hh):
 
 
 def _lstm_no_hidden_bias(x, h, c, w_ih, w_hh, b_ih, b_hh):
-    return lstm_step(x, h, c, w_ih, w_hh, b_ih, torch.zeros_like(b_hh))
+    return sequences.lstm_step(x, h, c, w_ih, w_hh, b_ih, torch.zeros_like(b_hh))
 
 
 _LSTM_MISTAKES = [
@@ -101,10 +93,10 @@ def _check_lstm_step(fn) -> int:
                 torch.randn(4 * hidden, generator=g))
         cases.append((f"x ({batch}, {inputs}), h and c ({batch}, {hidden}), weight_ih ({4 * hidden}, "
                       f"{inputs}), weight_hh ({4 * hidden}, {hidden}), biases ({4 * hidden},)", args))
-    return check_cases(fn, lstm_step, cases, _LSTM_MISTAKES, what="(h, c)", atol=1e-5)
+    return check_cases(fn, sequences.lstm_step, cases, _LSTM_MISTAKES, what="(h, c)", atol=1e-5)
 
 
-register(Exercise("sequences.lstm_step", _check_lstm_step, lstm_step, _LSTM_MISTAKES))
+register(Exercise("sequences.lstm_step", _check_lstm_step, sequences.lstm_step, _LSTM_MISTAKES))
 
 # ----------------------------------------------------------------------- attention
 
@@ -166,20 +158,6 @@ register(Exercise("sequences.attention", _check_attention, sequences.attention, 
 # ------------------------------------------------------------------- greedy decoding
 
 
-def greedy_decode(step, state, batch_size: int, max_len: int) -> torch.Tensor:
-    """The worked solution: feed each step's most likely token back in, starting from BOS.
-
-    step(token (B,), state) -> (logits (B, V), state). Returns the chosen ids (B, max_len).
-    """
-    token = torch.full((batch_size,), sequences.BOS, dtype=torch.int64)
-    chosen = []
-    for _ in range(max_len):
-        logits, state = step(token, state)
-        token = logits.argmax(dim=-1)
-        chosen.append(token)
-    return torch.stack(chosen, dim=1)
-
-
 def _greedy_always_bos(step, state, batch_size, max_len):
     token = torch.full((batch_size,), sequences.BOS, dtype=torch.int64)
     chosen = []
@@ -190,11 +168,11 @@ def _greedy_always_bos(step, state, batch_size, max_len):
 
 
 def _greedy_state_not_carried(step, state, batch_size, max_len):
-    return greedy_decode(lambda token, _: (step(token, state)[0], state), state, batch_size, max_len)
+    return sequences.greedy_decode(lambda token, _: (step(token, state)[0], state), state, batch_size, max_len)
 
 
 def _greedy_keeps_bos(step, state, batch_size, max_len):
-    ids = greedy_decode(step, state, batch_size, max_len - 1)
+    ids = sequences.greedy_decode(step, state, batch_size, max_len - 1)
     return torch.cat([torch.full((batch_size, 1), sequences.BOS, dtype=torch.int64), ids], dim=1)
 
 
@@ -217,7 +195,7 @@ def _check_greedy(fn) -> int:
         ("a toy step function, batch of 1, state [0], max_len 5", (_toy_step, torch.tensor([0]), 1, 5)),
         ("a toy step function, batch of 3, states [0, 2, 5], max_len 8", (_toy_step, torch.tensor([0, 2, 5]), 3, 8)),
     ]
-    return check_cases(fn, greedy_decode, cases, _GREEDY_MISTAKES, what="the chosen ids")
+    return check_cases(fn, sequences.greedy_decode, cases, _GREEDY_MISTAKES, what="the chosen ids")
 
 
-register(Exercise("sequences.greedy_decode", _check_greedy, greedy_decode, _GREEDY_MISTAKES))
+register(Exercise("sequences.greedy_decode", _check_greedy, sequences.greedy_decode, _GREEDY_MISTAKES))
