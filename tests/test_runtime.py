@@ -29,6 +29,19 @@ def test_dlpt_seed_overrides_the_notebook_seed(capsys, monkeypatch):
     assert "seed=7" in capsys.readouterr().out
 
 
+def test_reseed_restarts_from_the_seed_setup_chose(capsys, monkeypatch):
+    monkeypatch.setenv("DLPT_SEED", "5")
+    dlpt.setup(seed=0, device="cpu")
+    first = torch.rand(3)
+    torch.rand(10)  # move the stream on
+    assert dlpt.reseed() == 5
+    assert torch.equal(torch.rand(3), first)
+    monkeypatch.setenv("DLPT_SEED", "6")
+    dlpt.setup(seed=0, device="cpu")
+    dlpt.reseed()
+    assert not torch.equal(torch.rand(3), first)  # another seed, another stream
+
+
 def test_pick_device_prefers_what_is_asked_then_cuda_then_cpu():
     assert runtime.pick_device("cpu") == torch.device("cpu")
     expected = "cuda" if torch.cuda.is_available() else None

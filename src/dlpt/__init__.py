@@ -6,13 +6,14 @@ each chapter teaches, one module per chapter (``dlpt.practice``, ...).
 
 from dlpt import check, data, plot, practice, train
 from dlpt.check import ClaimError, claim
-from dlpt.runtime import fastest, scale, scaled, setup, timer
+from dlpt.runtime import fastest, reseed, scale, scaled, setup, timer
 from dlpt.show import show
 
 __version__ = "0.1.0"
 
 __all__ = [
     "setup",
+    "reseed",
     "scale",
     "scaled",
     "timer",

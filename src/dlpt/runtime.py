@@ -19,7 +19,8 @@ import time
 import numpy as np
 import torch
 
-__all__ = ["setup", "pick_device", "seed_everything", "scale", "scaled", "in_notebook", "Timer", "timer", "fastest"]
+__all__ = ["setup", "reseed", "pick_device", "seed_everything", "scale", "scaled", "in_notebook", "Timer", "timer",
+           "fastest"]
 
 
 def pick_device(device: str | torch.device | None = None) -> torch.device:
@@ -67,6 +68,20 @@ def in_notebook() -> bool:
         return False
 
 
+_seed = 0  # the seed setup() chose, for reseed()
+
+
+def reseed() -> int:
+    """Restart every random generator from the notebook's seed, the one :func:`setup` chose.
+
+    Call it before each of two models that are compared, so both start from the same state
+    (same initial weights where shapes agree, same batch order); ``DLPT_SEED`` still changes
+    it, unlike a hard-coded ``torch.manual_seed(0)``. Returns the seed.
+    """
+    seed_everything(_seed)
+    return _seed
+
+
 def setup(seed: int = 0, device: str | torch.device | None = None) -> torch.device:
     """Seed everything and choose the device; print one line saying what was chosen.
 
@@ -74,6 +89,8 @@ def setup(seed: int = 0, device: str | torch.device | None = None) -> torch.devi
     """
     if "DLPT_SEED" in os.environ:
         seed = int(os.environ["DLPT_SEED"])
+    global _seed
+    _seed = seed
     seed_everything(seed)
     chosen = pick_device(device)
     note = f", DLPT_SCALE={scale():g}" if scale() != 1 else ""
