@@ -113,8 +113,11 @@ def test_dates_map_human_formats_to_iso_with_a_correct_alignment():
         assert month == pair.target[5:7] or parsed.strftime("%B").startswith(month)
 
 
-def test_digit_reversal():
-    pairs = data.digit_reversal(100, 5, 40, seed=1)
-    assert pairs == data.digit_reversal(100, 5, 40, seed=1)
-    assert all(target == source[::-1] and 5 <= len(source) <= 40 for source, target in pairs)
-    assert min(len(s) for s, _ in pairs) < 10 and max(len(s) for s, _ in pairs) > 35
+def test_digit_strings():
+    strings = data.digit_strings(300, 5, 40, seed=1)
+    assert strings == data.digit_strings(300, 5, 40, seed=1)
+    assert strings != data.digit_strings(300, 5, 40, seed=2)
+    assert all(s.isdigit() and 5 <= len(s) <= 40 for s in strings)
+    assert {len(s) for s in strings} == set(range(5, 41))  # every length occurs
+    with pytest.raises(ValueError, match="min_length"):
+        data.digit_strings(3, 10, 5)

@@ -174,3 +174,52 @@ def test_seq2seq_ignores_padding_and_greedy_matches_teacher_forcing(use_attentio
         assert torch.all(maps[0, :, 3:] == 0)  # no weight on padding
     else:
         assert maps is None
+
+
+def test_seq2seq_loss_scores_the_shifted_target_and_ignores_padding():
+    torch.manual_seed(0)
+    model = sequences.Seq2Seq(9, hidden=8, embedding=4)
+    src = torch.tensor([[5, 6, 0], [3, 4, 5]])
+    tgt = torch.tensor([[sequences.BOS, 4, 5, sequences.EOS], [sequences.BOS, 6, sequences.EOS, 0]])
+    logits = model(src, tgt[:, :-1])
+    scored = [(0, 0, 4), (0, 1, 5), (0, 2, sequences.EOS), (1, 0, 6), (1, 1, sequences.EOS)]
+    expected = torch.stack([-F.log_softmax(logits[b, t], -1)[y] for b, t, y in scored]).mean()
+    torch.testing.assert_close(sequences.seq2seq_loss(model, (src, tgt)), expected)
+
+
+def test_translate_decodes_in_batches_and_crops_maps_to_each_source():
+    torch.manual_seed(0)
+    vocab = sequences.TokenVocab(["0123456789"])
+    model = sequences.Seq2Seq(len(vocab), hidden=8, embedding=4, use_attention=True)
+    sources = ["12", "34567", "8", "90123"]
+    predictions, maps = sequences.translate(model, vocab, sources, max_len=6, batch_size=3)
+    one_batch, _ = sequences.translate(model, vocab, sources, max_len=6, batch_size=10)
+    assert predictions == one_batch and len(predictions) == 4
+    assert [m.shape for m in maps] == [(6, 2), (6, 5), (6, 1), (6, 5)]
+    torch.testing.assert_close(maps[0].sum(-1), torch.ones(6))
+    assert model.training  # left as it was found
+    plain = sequences.Seq2Seq(len(vocab), hidden=8, embedding=4)
+    assert sequences.translate(plain, vocab, sources, max_len=3)[1] is None
+
+
+def test_accuracy_by_length_counts_exact_matches_and_positions():
+    predictions = ["123", "1299", "54321", ""]
+    targets = ["123", "1234", "54311", "99999"]
+    result = sequences.accuracy_by_length(predictions, targets, [(3, 4), (5, 5)])
+    assert result["exact match"] == [0.5, 0.0]
+    assert result["per-token"] == [(1 + 0.5) / 2, (0.8 + 0.0) / 2]
+    with pytest.raises(ValueError, match="no target"):
+        sequences.accuracy_by_length(predictions, targets, [(10, 12)])
+    with pytest.raises(ValueError, match="3 predictions for 4"):
+        sequences.accuracy_by_length(predictions[:3], targets, [(3, 4)])
+
+
+def test_fit_seq2seq_learns_a_tiny_copy_task_and_refuses_mismatched_lists():
+    torch.manual_seed(0)
+    vocab = sequences.TokenVocab(["0123"])
+    sources = ["0123", "3210", "1133", "2020", "0312", "1302"] * 20
+    model = sequences.fit_seq2seq(sources, sources, vocab, steps=150, hidden=32, lr=1e-2)
+    predictions, _ = sequences.translate(model, vocab, sources[:6], max_len=5)
+    assert predictions == sources[:6]
+    with pytest.raises(ValueError, match="3 sources for 2 targets"):
+        sequences.fit_seq2seq(["0", "1", "2"], ["0", "1"], vocab, steps=1)

@@ -29,7 +29,7 @@ __all__ = [
     "docstrings",
     "DatePair",
     "dates",
-    "digit_reversal",
+    "digit_strings",
 ]
 
 
@@ -279,15 +279,14 @@ def dates(n: int, seed: int = 0) -> list[DatePair]:
     return pairs
 
 
-def digit_reversal(n: int, min_length: int = 5, max_length: int = 40, seed: int = 0) -> list[tuple[str, str]]:
-    """``n`` random digit strings of ``min_length`` to ``max_length`` digits and their reverses.
+def digit_strings(n: int, min_length: int = 5, max_length: int = 40, seed: int = 0) -> list[str]:
+    """``n`` random strings of ``min_length`` to ``max_length`` decimal digits (lengths uniform).
 
-    The variable-length task for the bottleneck experiment: a fixed-size state must carry
-    the whole input before the first output digit.
+    The variable-length task for the bottleneck experiment: copy a string (or its reverse),
+    so a fixed-size state must carry the whole input before the first output digit.
     """
+    if not 1 <= min_length <= max_length:
+        raise ValueError(f"need 1 <= min_length <= max_length, got {min_length} and {max_length}")
     rng = random.Random(seed)
-    pairs = []
-    for _ in range(n):
-        digits_ = "".join(rng.choice("0123456789") for _ in range(rng.randint(min_length, max_length)))
-        pairs.append((digits_, digits_[::-1]))
-    return pairs
+    return ["".join(rng.choice("0123456789") for _ in range(rng.randint(min_length, max_length)))
+            for _ in range(n)]

@@ -12,6 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from dlpt.train import fit
+
 __all__ = [
     "embed_one_hot",
     "RNNCell",
@@ -30,6 +32,10 @@ __all__ = [
     "EOS",
     "TokenVocab",
     "Seq2Seq",
+    "seq2seq_loss",
+    "fit_seq2seq",
+    "translate",
+    "accuracy_by_length",
 ]
 
 
@@ -289,9 +295,11 @@ class Seq2Seq(nn.Module):
 
     src: (B, S) ids, PAD = 0 -> the encoder's states (B, S, H). Without attention the decoder
     starts from the encoder's last state and sees nothing else: the whole input must pass
-    through one vector of size H (the bottleneck). With attention (Bahdanau et al., 2015;
-    dot-product scores as in Luong et al., 2015) each decoder step also reads a weighted
-    average of all encoder states, weights from :func:`attention` with padding masked.
+    through one vector of size H (the bottleneck). With attention (Bahdanau et al., 2015) each
+    decoder state h_t also reads a weighted average of all encoder states, the weights from
+    dot-product scores with h_t as the query and padding masked (Luong et al., 2015's global
+    attention), and the output layer sees [h_t; context_t]. The context is not fed back into
+    the recurrence, so with teacher forcing every decoder step trains in one parallel call.
     """
 
     def __init__(self, vocab_size: int, hidden: int = 128, embedding: int = 32,
@@ -301,7 +309,7 @@ class Seq2Seq(nn.Module):
         self.embed = nn.Embedding(vocab_size, embedding, padding_idx=PAD)
         self.encoder = nn.GRU(embedding, hidden, batch_first=True, bidirectional=bidirectional)
         self.bridge = nn.Linear(2 * hidden if bidirectional else hidden, hidden)  # encoder states -> decoder size
-        self.decoder = nn.GRUCell(embedding + (hidden if use_attention else 0), hidden)
+        self.decoder = nn.GRU(embedding, hidden, batch_first=True)
         self.out = nn.Linear(2 * hidden if use_attention else hidden, vocab_size)
 
     def encode(self, src: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -315,26 +323,22 @@ class Seq2Seq(nn.Module):
         last = states[torch.arange(len(src)), lengths.to(src.device) - 1]  # (B, H)
         return states, last, mask
 
-    def step(self, token: torch.Tensor, h: torch.Tensor, states: torch.Tensor, mask: torch.Tensor):
-        """One decoder step: token (B,), state (B, H) -> logits (B, V), new state, weights (B, S) or None."""
-        e = self.embed(token)
+    def decode(self, tokens: torch.Tensor, h: torch.Tensor, states: torch.Tensor, mask: torch.Tensor):
+        """Decoder steps for tokens (B, T) from state h (B, H).
+
+        Returns logits (B, T, V), the last state (B, H) and attention weights (B, T, S) or None.
+        """
+        outputs, h = self.decoder(self.embed(tokens), h[None])  # (B, T, H), (1, B, H)
         weights = None
         if self.use_attention:
-            context, weights = attention(h[:, None], states, states, mask[:, None])  # (B, 1, H), (B, 1, S)
-            context, weights = context[:, 0], weights[:, 0]
-            h = self.decoder(torch.cat([e, context], -1), h)
-            return self.out(torch.cat([h, context], -1)), h, weights
-        h = self.decoder(e, h)
-        return self.out(h), h, weights
+            context, weights = attention(outputs, states, states, mask[:, None, :])  # (B, T, H), (B, T, S)
+            outputs = torch.cat([outputs, context], -1)
+        return self.out(outputs), h[0], weights
 
     def forward(self, src: torch.Tensor, tgt_in: torch.Tensor) -> torch.Tensor:
         """Teacher forcing: src (B, S), tgt_in (B, T) starting with BOS -> logits (B, T, V)."""
         states, h, mask = self.encode(src)
-        logits = []
-        for t in range(tgt_in.shape[1]):
-            step_logits, h, _ = self.step(tgt_in[:, t], h, states, mask)
-            logits.append(step_logits)
-        return torch.stack(logits, 1)
+        return self.decode(tgt_in, h, states, mask)[0]
 
     @torch.no_grad()
     def greedy(self, src: torch.Tensor, max_len: int) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -343,10 +347,10 @@ class Seq2Seq(nn.Module):
         maps = []
 
         def step(token: torch.Tensor, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-            logits, h, weights = self.step(token, h, states, mask)
+            logits, h, weights = self.decode(token[:, None], h, states, mask)
             if weights is not None:
-                maps.append(weights)
-            return logits, h
+                maps.append(weights[:, 0])
+            return logits[:, 0], h
 
         ids = greedy_decode(step, h, len(src), max_len, device=src.device)
         return ids, (torch.stack(maps, 1) if maps else None)
@@ -364,3 +368,62 @@ def greedy_decode(step, state, batch_size: int, max_len: int, device: torch.devi
         token = logits.argmax(dim=-1)
         chosen.append(token)
     return torch.stack(chosen, dim=1)
+
+
+def seq2seq_loss(model: Seq2Seq, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+    """Teacher forcing: source (B, S), target (B, T) framed by BOS and EOS -> mean cross-entropy.
+
+    The decoder is fed BOS, t1, t2, ... and scored on t1, t2, ..., EOS; padding is ignored.
+    """
+    source, target = batch
+    logits = model(source, target[:, :-1])  # (B, T - 1, V)
+    return F.cross_entropy(logits.flatten(0, 1), target[:, 1:].flatten(), ignore_index=PAD)
+
+
+def fit_seq2seq(sources: list[str], targets: list[str], vocab: TokenVocab, *, steps: int,
+                hidden: int = 64, lr: float = 1e-2, device: torch.device | str = "cpu",
+                desc: str = "seq2seq", **options) -> Seq2Seq:
+    """A :class:`Seq2Seq` (``options``: use_attention, bidirectional, embedding) trained for
+    ``steps`` Adam steps with teacher forcing and gradient clipping at norm 1 on string pairs."""
+    if len(sources) != len(targets):
+        raise ValueError(f"{len(sources)} sources for {len(targets)} targets")
+    model = Seq2Seq(len(vocab), hidden=hidden, **options).to(device)
+    data = (vocab.batch(sources), vocab.batch(targets, bos=True, eos=True))
+    fit(model, data, loss=seq2seq_loss, lr=lr, steps=steps, clip_grad_norm=1.0, desc=desc)
+    return model
+
+
+@torch.no_grad()
+def translate(model: Seq2Seq, vocab: TokenVocab, sources: list[str], max_len: int,
+              batch_size: int = 500) -> tuple[list[str], list[torch.Tensor] | None]:
+    """Greedy decoding of strings -> the predicted strings and, with attention, one weight map
+    (max_len, len(source)) per source on the CPU (else None)."""
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    predictions, maps = [], []
+    for start in range(0, len(sources), batch_size):
+        chunk = sources[start:start + batch_size]
+        ids, weights = model.greedy(vocab.batch(chunk).to(device), max_len)
+        predictions += [vocab.decode(row) for row in ids]
+        if weights is not None:
+            maps += [w[:, :len(text)].cpu() for w, text in zip(weights, chunk)]
+    model.train(was_training)
+    return predictions, (maps if maps else None)
+
+
+def accuracy_by_length(predictions: list[str], targets: list[str],
+                       bins: list[tuple[int, int]]) -> dict[str, list[float]]:
+    """Exact match and per-token accuracy (share of target positions predicted right) over the
+    targets whose length lies in each bin ``(low, high)``, both ends included."""
+    if len(predictions) != len(targets):
+        raise ValueError(f"{len(predictions)} predictions for {len(targets)} targets")
+    result: dict[str, list[float]] = {"exact match": [], "per-token": []}
+    for low, high in bins:
+        pairs = [(p, t) for p, t in zip(predictions, targets) if low <= len(t) <= high]
+        if not pairs:
+            raise ValueError(f"no target has a length in [{low}, {high}]")
+        result["exact match"].append(sum(p == t for p, t in pairs) / len(pairs))
+        tokens = [sum(a == b for a, b in zip(p, t)) / len(t) for p, t in pairs]
+        result["per-token"].append(sum(tokens) / len(tokens))
+    return result
