@@ -22,6 +22,16 @@ def test_table_marks_missing_gpu_times():
     assert "GPU: not measured yet" in table
 
 
+def test_table_marks_gpu_times_of_notebooks_that_stayed_on_the_cpu():
+    notebooks = {"a.ipynb": {"cpu": 12.3, "gpu": 4.0, "gpu_used": True},
+                 "b.ipynb": {"cpu": 20.0, "gpu": 9.6, "gpu_used": False}}
+    table = run_notebooks.table({"machines": {"cpu": "x86", "gpu": "H100"}, "notebooks": notebooks})
+    assert "| `a.ipynb` | 12 | 4 |" in table
+    assert "| `b.ipynb` | 20 | 10 † |" in table
+    assert "| total | 32 | 14 |" in table
+    assert "GPU: H100" in table and "†: the notebook allocated no GPU memory" in table
+
+
 def test_runner_reports_claims_and_failures(tmp_path):
     import json
 

@@ -78,6 +78,8 @@ def run_child(path: Path) -> None:
 
     report["device"] = str(dlpt.runtime.pick_device())
     report["gpu"] = torch.cuda.get_device_name() if torch.cuda.is_available() else None
+    # whether the notebook put anything on the GPU at all, or ran on the CPU cores beside it
+    report["gpu_used"] = torch.cuda.is_available() and torch.cuda.max_memory_allocated() > 0
     print("\n" + json.dumps(report))
 
 
@@ -106,14 +108,19 @@ def table(timings: dict) -> str:
         cells = []
         for column in ("cpu", "gpu"):
             value = entry.get(column)
-            cells.append("—" if value is None else f"{value:.0f}")
+            cpu_only = column == "gpu" and value is not None and entry.get("gpu_used") is False
+            cells.append("—" if value is None else f"{value:.0f}" + (" †" if cpu_only else ""))
             totals[column] += value or 0.0
         rows.append(f"| `{name}` | {cells[0]} | {cells[1]} |")
     gpu_total = f"{totals['gpu']:.0f}" if any(e.get("gpu") for e in timings["notebooks"].values()) else "—"
     rows.append(f"| total | {totals['cpu']:.0f} | {gpu_total} |")
     machines = [f"CPU: {timings['machines']['cpu']}" if timings["machines"].get("cpu") else None,
                 f"GPU: {timings['machines']['gpu']}" if timings["machines"].get("gpu") else "GPU: not measured yet"]
-    return "\n".join(rows) + "\n\n" + "; ".join(m for m in machines if m) + "."
+    note = ""
+    if any(e.get("gpu") is not None and e.get("gpu_used") is False for e in timings["notebooks"].values()):
+        note = (" †: the notebook allocated no GPU memory; its models stayed on the GPU machine's CPU "
+                "cores.")
+    return "\n".join(rows) + "\n\n" + "; ".join(m for m in machines if m) + "." + note
 
 
 def cpu_name() -> str:
@@ -129,7 +136,10 @@ def cpu_name() -> str:
 def record(column: str, reports: dict[str, dict], machine: str) -> None:
     timings = json.loads(TIMINGS.read_text()) if TIMINGS.exists() else {"machines": {}, "notebooks": {}}
     for name, report in reports.items():
-        timings["notebooks"].setdefault(name, {"cpu": None, "gpu": None})[column] = round(report["seconds"], 1)
+        entry = timings["notebooks"].setdefault(name, {"cpu": None, "gpu": None})
+        entry[column] = round(report["seconds"], 1)
+        if column == "gpu":
+            entry["gpu_used"] = bool(report.get("gpu_used"))
     timings["machines"][column] = machine
     TIMINGS.write_text(json.dumps(timings, indent=1, sort_keys=True) + "\n")
     text = README.read_text()
@@ -174,11 +184,12 @@ def main() -> int:
               flush=True)
         if report["error"]:
             print(report.get("log", ""), file=sys.stderr)
-    if args.record and not failed:
+    passed = {name: report for name, report in reports.items() if not report["error"]}
+    if args.record and passed:  # the notebooks that ran through; a failure still exits 1
         gpu = next((r.get("gpu") for r in reports.values() if r.get("gpu")), None)
         machine = gpu if args.record == "gpu" else f"{cpu_name()}, {os.cpu_count()} cores"
-        record(args.record, reports, machine)
-        print(f"recorded the {args.record} column in {TIMINGS.name} and README.md")
+        record(args.record, passed, machine)
+        print(f"recorded the {args.record} column of {len(passed)} notebooks in {TIMINGS.name} and README.md")
     return 1 if failed else 0
 
 
