@@ -121,3 +121,16 @@ def test_digit_strings():
     assert {len(s) for s in strings} == set(range(5, 41))  # every length occurs
     with pytest.raises(ValueError, match="min_length"):
         data.digit_strings(3, 10, 5)
+
+
+def test_notes_are_deterministic_audio_with_pitch():
+    clips = data.notes(4, length=2000, seed=3)
+    assert clips.shape == (4, 2000) and clips.dtype == torch.float32
+    assert torch.equal(clips, data.notes(4, length=2000, seed=3))
+    assert not torch.equal(clips, data.notes(4, length=2000, seed=4))
+    assert clips.abs().max() <= 0.9 + 1e-6
+    # periodic: each clip correlates with itself one period later far more than a random signal would
+    for clip in clips:
+        c = clip[:1000] - clip[:1000].mean()
+        lags = [(c[:-lag] * c[lag:]).sum() / (c * c).sum() for lag in range(9, 80)]
+        assert max(lags) > 0.5

@@ -76,3 +76,18 @@ def test_explore_draws_the_start_values_once_outside_a_notebook():
 def test_explore_refuses_a_start_that_is_not_an_option():
     with pytest.raises(ValueError, match=r"start\['lr'\] must be one of the options \[0.1, 1.0\]"):
         plot.explore(lambda lr: None, {"lr": [0.1, 1.0]}, start={"lr": 0.5})
+
+
+def test_audio_plots_one_row_per_clip_and_checks_its_input(monkeypatch):
+    shown = []
+    monkeypatch.setattr(plt, "show", lambda: shown.append(plt.gcf()))
+    clips = torch.sin(torch.linspace(0, 100, 800)).repeat(3, 1) * 0.5
+    dlpt.plot.audio(clips, 8000, titles=["a", "b", "c"], seconds=0.05)
+    axes = shown[-1].axes
+    assert [ax.get_title() for ax in axes] == ["a", "b", "c"]
+    assert len(axes[0].lines[0].get_xdata()) == 400  # 0.05 s at 8 kHz
+    with pytest.raises(ValueError, match=r"\(T,\) or \(N, T\)"):
+        dlpt.plot.audio(torch.zeros(2, 2, 5), 8000)
+    with pytest.raises(ValueError, match="2 titles for 3 waveforms"):
+        dlpt.plot.audio(clips, 8000, titles=["a", "b"])
+    plt.close("all")

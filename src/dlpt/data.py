@@ -30,6 +30,7 @@ __all__ = [
     "DatePair",
     "dates",
     "digit_strings",
+    "notes",
 ]
 
 
@@ -290,3 +291,33 @@ def digit_strings(n: int, min_length: int = 5, max_length: int = 40, seed: int =
     rng = random.Random(seed)
     return ["".join(rng.choice("0123456789") for _ in range(rng.randint(min_length, max_length)))
             for _ in range(n)]
+
+
+def notes(n: int, length: int = 4000, sample_rate: int = 8000, seed: int = 0) -> torch.Tensor:
+    """``n`` clips of synthesized plucked notes, (n, length) float32 in [-1, 1].
+
+    Each clip holds notes of a pentatonic scale between 110 and 880 Hz, each with six
+    harmonics of random strengths, a short attack and an exponential decay, and a little
+    noise: audio with structure at several time scales (periods of 9 to 73 samples at
+    8 kHz, notes of a few thousand), generated offline.
+    """
+    rng = np.random.default_rng(seed)
+    scale = 110.0 * 2 ** (np.array([0, 2, 4, 7, 9]) / 12)  # A major pentatonic from A2
+    pitches = np.concatenate([scale * 2**octave for octave in range(3)])
+    t = np.arange(length) / sample_rate
+    clips = np.zeros((n, length))
+    for clip in clips:
+        start = 0
+        while start < length:
+            duration = int(rng.integers(length // 4, length // 2 + 1))
+            f0 = rng.choice(pitches)
+            tau = t[: length - start]
+            envelope = np.minimum(tau / rng.uniform(0.002, 0.01), 1.0) * np.exp(-tau / rng.uniform(0.05, 0.3))
+            harmonics = rng.uniform(0, 1, 6) / np.arange(1, 7)
+            phase = rng.uniform(0, 2 * np.pi, 6)
+            note = sum(a * np.sin(2 * np.pi * f0 * (k + 1) * tau + p) for k, (a, p) in enumerate(zip(harmonics, phase)))
+            clip[start:] += envelope * note / harmonics.sum()
+            start += duration
+        clip += rng.normal(0, 0.005, length)
+    clips *= 0.9 / np.abs(clips).max(axis=1, keepdims=True)
+    return torch.tensor(clips, dtype=torch.float32)

@@ -11,7 +11,7 @@ import torch
 from dlpt.runtime import in_notebook
 from dlpt.train import History
 
-__all__ = ["curves", "image_grid", "heatmap", "explore"]
+__all__ = ["curves", "image_grid", "heatmap", "audio", "explore"]
 
 
 def _xy(run) -> tuple[np.ndarray, np.ndarray]:
@@ -139,6 +139,36 @@ def heatmap(
     if title:
         ax.set_title(title)
     return ax
+
+
+def audio(waveforms: torch.Tensor | np.ndarray, sample_rate: int, *, titles: Sequence[str] | None = None,
+          seconds: float | None = None) -> None:
+    """Plot waveforms (T,) or (N, T) in [-1, 1], one row each, with a player under each.
+
+    The figure shows in any run; the players (IPython's Audio, the sound embedded in the
+    page) appear where IPython is available, so the static book can play them offline.
+    ``seconds`` limits the plotted span (the player gets the whole clip).
+    """
+    clips = waveforms.detach().cpu().numpy() if isinstance(waveforms, torch.Tensor) else np.asarray(waveforms)
+    clips = clips[None] if clips.ndim == 1 else clips
+    if clips.ndim != 2:
+        raise ValueError(f"waveforms must be (T,) or (N, T); got shape {clips.shape}")
+    if titles is not None and len(titles) != len(clips):
+        raise ValueError(f"{len(titles)} titles for {len(clips)} waveforms")
+    shown = clips.shape[1] if seconds is None else min(clips.shape[1], int(seconds * sample_rate))
+    fig, axes = plt.subplots(len(clips), 1, figsize=(10, 1.6 * len(clips)), squeeze=False, sharex=True)
+    for i, (ax, clip) in enumerate(zip(axes[:, 0], clips)):
+        ax.plot(np.arange(shown) / sample_rate, clip[:shown], lw=0.6)
+        ax.set(ylim=(-1, 1), title=titles[i] if titles else None)
+    axes[-1, 0].set_xlabel("seconds")
+    plt.tight_layout()
+    plt.show()
+    try:
+        from IPython.display import Audio, display
+    except ImportError:
+        return
+    for clip in clips:
+        display(Audio(clip, rate=sample_rate, normalize=False))
 
 
 def explore(draw: Callable[..., None], choices: Mapping[str, Sequence], start: Mapping[str, object]) -> None:
