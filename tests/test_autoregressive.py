@@ -202,3 +202,43 @@ def test_sinusoidal_positions():
     assert p.shape == (50, 8)
     assert torch.equal(p[0], torch.tensor([0.0, 1.0] * 4))
     torch.testing.assert_close(p[:, 0], torch.sin(torch.arange(50.0)))
+
+
+def test_chunked_evaluation_equals_one_pass_for_bounded_context_models():
+    from dlpt import sequences
+
+    torch.manual_seed(0)
+    ids = torch.randint(0, 9, (90,))
+    conv = ar.CausalConvLM(9, channels=8, layers=3)  # sees 8 characters
+    transformer = ar.TransformerLM(9, dim=16, heads=2, layers=1, context=200)  # sees everything here
+    for model in (conv, transformer):
+        model.eval()
+        chunked = sequences.next_char_losses(model, ids, length=16)
+        direct = torch.nn.functional.cross_entropy(model(ids[None, :-1])[0], ids[1:], reduction="none") / math.log(2)
+        torch.testing.assert_close(chunked, direct, atol=1e-5, rtol=1e-5)
+
+
+def test_transformer_is_causal_by_gradients():
+    torch.manual_seed(0)
+    model = ar.TransformerLM(11, dim=16, heads=2, layers=2)
+    embedded = {}
+    hook = model.embed.register_forward_hook(lambda module, inputs, output: embedded.update(e=output))
+    logits = model(torch.randint(0, 11, (1, 12)))
+    hook.remove()
+    sensitivity = torch.stack([
+        torch.autograd.grad(logits[0, t].sum(), embedded["e"], retain_graph=True)[0][0].norm(dim=-1)
+        for t in range(12)
+    ])  # (output t, input s)
+    mask = ar.causal_mask(12)
+    assert torch.all(sensitivity[~mask] == 0) and torch.all(sensitivity[mask] > 0)
+
+
+@pytest.mark.parametrize("mask_type", ["A", "B"])
+def test_masked_conv2d_is_causal_by_gradients(mask_type):
+    torch.manual_seed(0)
+    layer = ar.MaskedConv2d(2, 3, 5, mask_type)
+    grad = input_gradients(layer, torch.randn(1, 2, 9, 9), (0, slice(None), 4, 4)).abs().sum(1)[0]  # (9, 9)
+    order = torch.arange(81).view(9, 9)
+    assert torch.all(grad[order > 4 * 9 + 4] == 0)  # nothing later in raster order
+    assert (grad[4, 4] != 0) == (mask_type == "B")  # the centre: hidden by A, shown by B
+    assert torch.all(grad[2:4, 2:7] != 0) and torch.all(grad[4, 2:4] != 0)  # the whole earlier window

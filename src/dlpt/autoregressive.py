@@ -407,11 +407,14 @@ class TransformerLM(nn.Module):
 
     ids: (B, T) int64 -> logits (B, T, V); the logits at t predict token t + 1 from tokens
     0..t. Token embeddings plus sinusoidal positions, ``layers`` pre-norm blocks, a final norm.
+    ``context``: how many tokens back each prediction is given when
+    :func:`dlpt.sequences.next_char_losses` scores text in chunks; chunks of 64 with the
+    default 64 feed at most 127 positions, within the 128 the notebooks train on.
     """
 
-    def __init__(self, vocab_size: int, dim: int = 64, heads: int = 4, layers: int = 2):
+    def __init__(self, vocab_size: int, dim: int = 64, heads: int = 4, layers: int = 2, context: int = 64):
         super().__init__()
-        self.dim = dim
+        self.dim, self.context = dim, context
         self.embed = nn.Embedding(vocab_size, dim)
         self.blocks = nn.ModuleList(_TransformerBlock(dim, heads) for _ in range(layers))
         self.norm = nn.LayerNorm(dim)
@@ -439,7 +442,7 @@ class CausalConvLM(nn.Module):
         self.inp = nn.Conv1d(embedding, channels, 1)
         self.convs = nn.ModuleList(CausalConv1d(channels, channels, 2, 2**i) for i in range(layers))
         self.head = nn.Conv1d(channels, vocab_size, 1)
-        self.receptive_field = receptive_field(2, [2**i for i in range(layers)])
+        self.receptive_field = self.context = receptive_field(2, [2**i for i in range(layers)])
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         if ids.dim() != 2:

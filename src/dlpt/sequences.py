@@ -182,7 +182,7 @@ class WindowLM(nn.Module):
 
     def __init__(self, vocab_size: int, k: int = 5, embedding: int = 16, hidden: int = 256):
         super().__init__()
-        self.k = k
+        self.k = self.context = k
         self.embed = nn.Embedding(vocab_size, embedding)
         self.hidden = nn.Linear(k * embedding, hidden)
         self.out = nn.Linear(hidden, vocab_size)
@@ -216,9 +216,12 @@ def next_char_losses(model: nn.Module, ids: torch.Tensor, length: int = 256) -> 
     """Cross-entropy, in bits, of predicting each character of ``ids`` (N,) from the ones before.
 
     The text is read in consecutive chunks of ``length``; a recurrent model carries its
-    state from chunk to chunk. Returns (N - 1,) losses for characters 1..N-1.
+    state from chunk to chunk, any other model (with a ``context`` attribute: how many
+    characters it reads at most) is also fed the ``context - 1`` characters before each
+    chunk. Returns (N - 1,) losses for characters 1..N-1, on the CPU.
     """
     model.eval()
+    ids = ids.to(next(model.parameters()).device)
     losses, state = [], None
     for start in range(0, len(ids) - 1, length):
         x = ids[start : start + length][None]
@@ -227,11 +230,11 @@ def next_char_losses(model: nn.Module, ids: torch.Tensor, length: int = 256) -> 
         if isinstance(model, RecurrentLM):
             logits = model(x, state)
             state = model.last_state
-        else:  # a window model needs the characters before the chunk as context
-            context = ids[max(0, start - model.k + 1) : start + x.shape[1]][None]
+        else:  # a model with a bounded context needs the characters before the chunk too
+            context = ids[max(0, start - model.context + 1) : start + x.shape[1]][None]
             logits = model(context)[:, -x.shape[1] :]
         losses.append(F.cross_entropy(logits[0], y[0], reduction="none") / math.log(2))
-    return torch.cat(losses)
+    return torch.cat(losses).cpu()
 
 
 @torch.no_grad()
@@ -239,21 +242,23 @@ def sample(model: nn.Module, vocab: CharVocab, prompt: str, n: int, temperature:
            generator: torch.Generator | None = None) -> str:
     """Continue ``prompt`` by ``n`` characters, sampling each from softmax(logits / temperature).
 
-    A window model re-reads its last k characters; a recurrent model reads the prompt once
-    and then only each new character, carrying its state.
+    A model with a bounded ``context`` (a window model, a causal convolution, a Transformer)
+    re-reads its last ``context`` characters for every new one; a recurrent model reads the
+    prompt once and then only each new character, carrying its state.
     """
     model.eval()
-    ids = vocab.encode(prompt)
+    ids = vocab.encode(prompt).to(next(model.parameters()).device)
     recurrent = isinstance(model, RecurrentLM)
     logits = model(ids[None])[0, -1]
     for _ in range(n):
-        next_id = torch.multinomial(torch.softmax(logits / temperature, -1), 1, generator=generator)
+        next_id = torch.multinomial(torch.softmax(logits / temperature, -1).cpu(), 1, generator=generator)
+        next_id = next_id.to(ids.device)
         ids = torch.cat([ids, next_id])
         if recurrent:
             logits = model(next_id[None], model.last_state)[0, -1]
         else:
-            logits = model(ids[-model.k:][None])[0, -1]
-    return vocab.decode(ids)
+            logits = model(ids[-model.context:][None])[0, -1]
+    return vocab.decode(ids.cpu())
 
 
 # --------------------------------------------------------------------------- sequence to sequence
