@@ -223,16 +223,15 @@ class MaskedConv2d(nn.Conv2d):
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, mask_type: str,
                  color_groups: int = 1):
-        pixelcnn_mask(kernel_size, mask_type)  # validates both
+        mask = pixelcnn_mask(kernel_size, mask_type).repeat(out_channels, in_channels, 1, 1)
         super().__init__(in_channels, out_channels, kernel_size, padding=kernel_size // 2)
         self.mask_type = mask_type
         c = kernel_size // 2
-        mask = pixelcnn_mask(kernel_size, "B").repeat(out_channels, in_channels, 1, 1)
         out_group = torch.arange(out_channels) * color_groups // out_channels
         in_group = torch.arange(in_channels) * color_groups // in_channels
         allowed = (in_group[None, :] < out_group[:, None]) if mask_type == "A" else \
             (in_group[None, :] <= out_group[:, None])
-        mask[:, :, c, c] = allowed.float()  # the centre: by colour group (all or nothing when 1 group)
+        mask[:, :, c, c] = allowed.float()  # the centre, by colour group (with one group: as the mask type says)
         self.register_buffer("mask", mask)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
