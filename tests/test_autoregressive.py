@@ -116,7 +116,7 @@ def test_masked_conv_colour_groups_order_r_g_b_at_the_centre():
 
 def test_pixelcnn_output_depends_only_on_earlier_pixels():
     torch.manual_seed(0)
-    model = ar.PixelCNN(channels=4, layers=3)
+    model = ar.PixelCNN(channels=4, num_layers=3)
     for i, j in [(0, 0), (3, 4), (7, 7), (5, 0)]:
         grad = input_gradients(model, torch.rand(1, 1, 8, 8), (0, 0, i, j))[0, 0]
         later = torch.arange(64).view(8, 8) >= i * 8 + j
@@ -134,7 +134,7 @@ def test_pixelcnn_sample_makes_binary_images():
 
 def test_multiscale_model_is_a_normalized_distribution():
     torch.manual_seed(0)
-    model = ar.MultiscalePixelModel(channels=4, layers=2)
+    model = ar.MultiscalePixelModel(channels=4, num_layers=2)
     images = torch.tensor(list(itertools.product([0.0, 1.0], repeat=4))).view(16, 1, 2, 2)
     total = model.log_prob(images).exp().sum()
     torch.testing.assert_close(total, torch.tensor(1.0))
@@ -144,7 +144,7 @@ def test_multiscale_model_is_a_normalized_distribution():
 
 def test_multiscale_sampling_counts_its_evaluations():
     torch.manual_seed(0)
-    model = ar.MultiscalePixelModel(channels=4, layers=2)
+    model = ar.MultiscalePixelModel(channels=4, num_layers=2)
     for size in [1, 2, 8, 32]:
         images, evaluations = model.sample(2, size)
         assert images.shape == (2, 1, size, size)
@@ -156,7 +156,7 @@ def test_multiscale_sampling_counts_its_evaluations():
 
 def test_wavenet_is_causal_and_window_sampling_equals_full_history():
     torch.manual_seed(0)
-    model = ar.WaveNet(levels=16, channels=4, skip_channels=8, layers=4)
+    model = ar.WaveNet(levels=16, channels=4, skip_channels=8, num_layers=4)
     assert model.receptive_field == 16
     x = torch.randint(0, 16, (1, 40))
     changed = x.clone()
@@ -187,14 +187,14 @@ def test_language_models_are_causal(model_class):
 
 def test_causal_self_attention_weights_are_lower_triangular_and_sum_to_one():
     torch.manual_seed(0)
-    layer = ar.CausalSelfAttention(16, heads=4)
+    layer = ar.CausalSelfAttention(16, num_heads=4)
     layer(torch.randn(2, 7, 16))
     w = layer.weights
     assert w.shape == (2, 4, 7, 7)
     assert torch.all(w.triu(1) == 0)
     torch.testing.assert_close(w.sum(-1), torch.ones(2, 4, 7))
     with pytest.raises(ValueError, match="divisible"):
-        ar.CausalSelfAttention(10, heads=4)
+        ar.CausalSelfAttention(10, num_heads=4)
 
 
 def test_sinusoidal_positions():
@@ -209,8 +209,8 @@ def test_chunked_evaluation_equals_one_pass_for_bounded_context_models():
 
     torch.manual_seed(0)
     ids = torch.randint(0, 9, (90,))
-    conv = ar.CausalConvLM(9, channels=8, layers=3)  # sees 8 characters
-    transformer = ar.TransformerLM(9, dim=16, heads=2, layers=1, context=200)  # sees everything here
+    conv = ar.CausalConvLM(9, channels=8, num_layers=3)  # sees 8 characters
+    transformer = ar.TransformerLM(9, embed_dim=16, num_heads=2, num_layers=1, context=200)  # sees everything here
     for model in (conv, transformer):
         model.eval()
         chunked = sequences.next_char_losses(model, ids, length=16)
@@ -220,7 +220,7 @@ def test_chunked_evaluation_equals_one_pass_for_bounded_context_models():
 
 def test_transformer_is_causal_by_gradients():
     torch.manual_seed(0)
-    model = ar.TransformerLM(11, dim=16, heads=2, layers=2)
+    model = ar.TransformerLM(11, embed_dim=16, num_heads=2, num_layers=2)
     embedded = {}
     hook = model.embed.register_forward_hook(lambda module, inputs, output: embedded.update(e=output))
     logits = model(torch.randint(0, 11, (1, 12)))
@@ -242,3 +242,52 @@ def test_masked_conv2d_is_causal_by_gradients(mask_type):
     assert torch.all(grad[order > 4 * 9 + 4] == 0)  # nothing later in raster order
     assert (grad[4, 4] != 0) == (mask_type == "B")  # the centre: hidden by A, shown by B
     assert torch.all(grad[2:4, 2:7] != 0) and torch.all(grad[4, 2:4] != 0)  # the whole earlier window
+
+
+def test_stack_masks_of_the_gated_pixelcnn():
+    assert ar.vertical_stack_mask(3, first=True).tolist() == [[1, 1, 1], [0, 0, 0], [0, 0, 0]]
+    assert ar.vertical_stack_mask(3, first=False).tolist() == [[1, 1, 1], [1, 1, 1], [0, 0, 0]]
+    assert ar.horizontal_stack_mask(5, first=True).tolist() == [[1, 1, 0, 0, 0]]
+    assert ar.horizontal_stack_mask(5, first=False).tolist() == [[1, 1, 1, 0, 0]]
+    with pytest.raises(ValueError, match="odd"):
+        ar.vertical_stack_mask(4, first=True)
+
+
+@pytest.mark.parametrize("num_layers", [1, 2, 4])
+def test_gated_pixelcnn_sees_every_earlier_pixel_in_its_window_and_nothing_later(num_layers):
+    torch.manual_seed(0)
+    model = ar.GatedPixelCNN(channels=4, num_layers=num_layers)
+    size, (i, j) = 12, (6, 5)
+    reached = input_gradients(model, torch.rand(1, 1, size, size), (0, 0, i, j))[0, 0] != 0
+    rows, cols = torch.meshgrid(torch.arange(size), torch.arange(size), indexing="ij")
+    earlier = (rows < i) | ((rows == i) & (cols < j))
+    window = (rows >= i - num_layers) & ((cols - j).abs() <= num_layers)
+    assert not (reached & ~earlier).any()  # causal
+    assert reached[earlier & window].all()  # no blind spot: every earlier pixel in the window
+    assert not (reached & ~window).any()
+
+
+def test_gated_pixelcnn_and_sample_pixels_make_binary_images_on_the_models_device():
+    torch.manual_seed(0)
+    model = ar.GatedPixelCNN(channels=4, num_layers=2)
+    x = model.sample(2, 3, 4, generator=torch.Generator().manual_seed(1))
+    again = ar.sample_pixels(model, 2, 3, 4, generator=torch.Generator().manual_seed(1))
+    assert x.shape == (2, 1, 3, 4) and set(x.unique().tolist()) <= {0.0, 1.0}
+    assert torch.equal(x, again)
+    with pytest.raises(ValueError, match=r"\(B, C, H, W\) with C = 1"):
+        model(torch.rand(2, 3, 4, 4))
+
+
+def test_wavenet_refuses_levels_out_of_range_and_float_input():
+    model = ar.WaveNet(levels=16, channels=4, skip_channels=8, num_layers=2)
+    with pytest.raises(ValueError, match="levels must lie in 0..15"):
+        model(torch.tensor([[0, 3, 16]]))
+    with pytest.raises(ValueError, match="int64 levels of shape"):
+        model(torch.rand(1, 5))
+
+
+def test_attention_layer_and_positions_refuse_bad_shapes():
+    with pytest.raises(ValueError, match=r"expected x of shape \(B, T, 16\)"):
+        ar.CausalSelfAttention(16, num_heads=4)(torch.randn(2, 5, 8))
+    with pytest.raises(ValueError, match="even"):
+        ar.sinusoidal_positions(4, 7)

@@ -153,7 +153,7 @@ def test_deep_conv_net_shapes_and_depth(residual):
 
 
 def test_dense_block_concatenates_and_keeps_its_input():
-    block = convnets.DenseBlock(5, growth_rate=3, layers=4)
+    block = convnets.DenseBlock(5, growth_rate=3, num_layers=4)
     x = torch.randn(2, 5, 6, 6)
     out = block(x)
     assert out.shape == (2, 5 + 4 * 3, 6, 6)
@@ -163,7 +163,7 @@ def test_dense_block_concatenates_and_keeps_its_input():
 
 @pytest.mark.parametrize("skips", [True, False])
 def test_unet_maps_an_image_to_per_pixel_logits(skips):
-    net = convnets.UNet(in_channels=1, classes=3, width=4, skips=skips)
+    net = convnets.UNet(in_channels=1, num_classes=3, channels=4, skips=skips)
     assert net(torch.randn(2, 1, 16, 12)).shape == (2, 3, 16, 12)
     with pytest.raises(ValueError, match="divisible by 4"):
         net(torch.randn(1, 1, 10, 10))
@@ -172,7 +172,7 @@ def test_unet_maps_an_image_to_per_pixel_logits(skips):
 def test_unet_without_skips_ignores_the_encoder_features_at_full_resolution():
     """Without skips, the output depends on the input only through the bottleneck."""
     torch.manual_seed(0)
-    net = convnets.UNet(width=4, skips=False).eval()
+    net = convnets.UNet(channels=4, skips=False).eval()
     x = torch.randn(1, 1, 16, 16)
     captured = {}
     net.enc1.register_forward_hook(lambda m, i, o: captured.setdefault("e1", o))
@@ -180,7 +180,7 @@ def test_unet_without_skips_ignores_the_encoder_features_at_full_resolution():
     e1 = captured["e1"]
     joined = net._join(net.up1(torch.zeros(1, 8, 8, 8)), e1)
     assert joined[:, 4:].abs().sum() == 0
-    assert convnets.UNet(width=4, skips=True)._join(torch.zeros(1, 4, 16, 16), e1)[:, 4:].equal(e1)
+    assert convnets.UNet(channels=4, skips=True)._join(torch.zeros(1, 4, 16, 16), e1)[:, 4:].equal(e1)
 
 
 def test_iou():
@@ -189,3 +189,14 @@ def test_iou():
     assert convnets.iou(a, b) == pytest.approx(1 / 3)
     assert convnets.iou(a, a) == 1.0
     assert convnets.iou(torch.zeros(2, 2), torch.zeros(2, 2)) == 1.0
+
+
+def test_iou_refuses_masks_of_different_shapes():
+    with pytest.raises(ValueError, match=r"same shape \(\.\.\., H, W\); got \(2, 4, 4\) and \(4, 4\)"):
+        convnets.iou(torch.zeros(2, 4, 4, dtype=torch.bool), torch.zeros(4, 4, dtype=torch.bool))
+
+
+def test_locally_connected_layer_names_the_shape_it_expects():
+    layer = convnets.LocallyConnected2d(3, 4, 6, 6, 3)
+    with pytest.raises(ValueError, match=r"expected x of shape \(B, 3, 6, 6\), got \(1, 3, 5, 6\)"):
+        layer(torch.randn(1, 3, 5, 6))

@@ -90,3 +90,10 @@ def test_mlp_shapes_and_flattening():
     assert sum(isinstance(m, torch.nn.ReLU) for m in model) == 1
     with pytest.raises(ValueError, match="input and an output"):
         practice.MLP([10])
+
+
+def test_mlp_names_the_width_it_expects():
+    model = practice.MLP([64, 8, 2])
+    with pytest.raises(ValueError, match=r"inputs of shape \(B, 64\).*got \(5, 30\)"):
+        model(torch.randn(5, 30))
+    assert model(torch.randn(5, 1, 8, 8)).shape == (5, 2)

@@ -17,7 +17,49 @@ def test_setup_seeds_everything_and_prints_one_line(capsys, monkeypatch):
     assert device == torch.device("cpu")
     assert first == second
     lines = capsys.readouterr().out.strip().splitlines()
-    assert lines[0] == f"dlpt: device=cpu, seed=3, torch {torch.__version__}"
+    assert lines[0] == f"dlpt: device=cpu, seed=3, torch {torch.__version__}, 1 CPU thread"
+
+
+def test_setup_uses_one_thread_unless_dlpt_threads_says_otherwise(capsys, monkeypatch):
+    before = torch.get_num_threads()
+    try:
+        monkeypatch.delenv("DLPT_THREADS", raising=False)
+        dlpt.setup(device="cpu")
+        assert torch.get_num_threads() == 1
+        monkeypatch.setenv("DLPT_THREADS", "2")
+        dlpt.setup(device="cpu")
+        assert torch.get_num_threads() == 2
+        assert "2 CPU threads" in capsys.readouterr().out
+        for bad in ("two", "0"):
+            monkeypatch.setenv("DLPT_THREADS", bad)
+            with pytest.raises(ValueError, match="DLPT_THREADS must be a whole number"):
+                dlpt.setup(device="cpu")
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_a_seed_that_is_not_a_number_is_refused_with_its_value(monkeypatch):
+    monkeypatch.setenv("DLPT_SEED", "three")
+    with pytest.raises(ValueError, match="DLPT_SEED must be a whole number such as 3, got 'three'"):
+        dlpt.setup(device="cpu")
+
+
+def test_current_seed_is_the_seed_setup_chose(capsys, monkeypatch):
+    monkeypatch.setenv("DLPT_SEED", "4")
+    dlpt.setup(seed=0, device="cpu")
+    assert dlpt.current_seed() == 4
+    monkeypatch.delenv("DLPT_SEED")
+    dlpt.setup(seed=2, device="cpu")
+    assert dlpt.current_seed() == 2
+
+
+def test_device_of_a_model_and_the_recurrent_fallback_on_mps(capsys):
+    assert runtime.device_of(torch.nn.Linear(2, 2)) == torch.device("cpu")
+    assert runtime.device_of(torch.nn.ReLU()) == torch.device("cpu")  # no parameters
+    assert runtime.recurrent_device("cpu") == torch.device("cpu")
+    assert capsys.readouterr().out == ""
+    assert runtime.recurrent_device("mps") == torch.device("cpu")
+    assert "open correctness issues on MPS" in capsys.readouterr().out
 
 
 def test_dlpt_seed_overrides_the_notebook_seed(capsys, monkeypatch):

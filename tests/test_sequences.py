@@ -96,7 +96,7 @@ def test_lm_windows_cut_rows_of_inputs_and_next_characters():
 
 def test_window_lm_sees_exactly_the_last_k_characters():
     torch.manual_seed(0)
-    model = sequences.WindowLM(10, k=3, embedding=4, hidden=8)
+    model = sequences.WindowLM(10, k=3, embedding_dim=4, hidden_size=8)
     ids = torch.randint(0, 10, (1, 12))
     logits = model(ids)
     assert logits.shape == (1, 12, 10)
@@ -111,7 +111,7 @@ def test_window_lm_sees_exactly_the_last_k_characters():
 
 def test_recurrent_lm_is_causal_and_carries_state():
     torch.manual_seed(0)
-    model = sequences.RecurrentLM(10, embedding=4, hidden=8)
+    model = sequences.RecurrentLM(10, embedding_dim=4, hidden_size=8)
     ids = torch.randint(0, 10, (2, 9))
     logits = model(ids)
     changed = ids.clone()
@@ -128,7 +128,10 @@ def test_recurrent_lm_is_causal_and_carries_state():
 @pytest.mark.parametrize("kind", ["window", "recurrent"])
 def test_next_char_losses_equal_a_direct_computation(kind):
     torch.manual_seed(0)
-    model = sequences.WindowLM(7, k=3, embedding=4, hidden=8) if kind == "window" else sequences.RecurrentLM(7, 4, 8)
+    if kind == "window":
+        model = sequences.WindowLM(7, k=3, embedding_dim=4, hidden_size=8)
+    else:
+        model = sequences.RecurrentLM(7, 4, 8)
     ids = torch.randint(0, 7, (50,))
     losses = sequences.next_char_losses(model, ids, length=16)  # several chunks
     direct = F.cross_entropy(model(ids[None, :-1])[0], ids[1:], reduction="none") / torch.log(torch.tensor(2.0))
@@ -155,7 +158,8 @@ def test_token_vocab_batches_and_decodes():
 @pytest.mark.parametrize("use_attention", [False, True])
 def test_seq2seq_ignores_padding_and_greedy_matches_teacher_forcing(use_attention):
     torch.manual_seed(0)
-    model = sequences.Seq2Seq(12, hidden=8, embedding=4, use_attention=use_attention, bidirectional=use_attention)
+    model = sequences.Seq2Seq(12, hidden_size=8, embedding_dim=4, use_attention=use_attention,
+                              bidirectional=use_attention)
     model.eval()
     src = torch.tensor([[5, 6, 7, 0, 0], [3, 4, 5, 6, 7]])
     tgt_in = torch.tensor([[sequences.BOS, 4, 5], [sequences.BOS, 6, 7]])
@@ -178,7 +182,7 @@ def test_seq2seq_ignores_padding_and_greedy_matches_teacher_forcing(use_attentio
 
 def test_seq2seq_loss_scores_the_shifted_target_and_ignores_padding():
     torch.manual_seed(0)
-    model = sequences.Seq2Seq(9, hidden=8, embedding=4)
+    model = sequences.Seq2Seq(9, hidden_size=8, embedding_dim=4)
     src = torch.tensor([[5, 6, 0], [3, 4, 5]])
     tgt = torch.tensor([[sequences.BOS, 4, 5, sequences.EOS], [sequences.BOS, 6, sequences.EOS, 0]])
     logits = model(src, tgt[:, :-1])
@@ -190,7 +194,7 @@ def test_seq2seq_loss_scores_the_shifted_target_and_ignores_padding():
 def test_translate_decodes_in_batches_and_crops_maps_to_each_source():
     torch.manual_seed(0)
     vocab = sequences.TokenVocab(["0123456789"])
-    model = sequences.Seq2Seq(len(vocab), hidden=8, embedding=4, use_attention=True)
+    model = sequences.Seq2Seq(len(vocab), hidden_size=8, embedding_dim=4, use_attention=True)
     sources = ["12", "34567", "8", "90123"]
     predictions, maps = sequences.translate(model, vocab, sources, max_len=6, batch_size=3)
     one_batch, _ = sequences.translate(model, vocab, sources, max_len=6, batch_size=10)
@@ -198,7 +202,7 @@ def test_translate_decodes_in_batches_and_crops_maps_to_each_source():
     assert [m.shape for m in maps] == [(6, 2), (6, 5), (6, 1), (6, 5)]
     torch.testing.assert_close(maps[0].sum(-1), torch.ones(6))
     assert model.training  # left as it was found
-    plain = sequences.Seq2Seq(len(vocab), hidden=8, embedding=4)
+    plain = sequences.Seq2Seq(len(vocab), hidden_size=8, embedding_dim=4)
     assert sequences.translate(plain, vocab, sources, max_len=3)[1] is None
 
 
@@ -218,8 +222,40 @@ def test_fit_seq2seq_learns_a_tiny_copy_task_and_refuses_mismatched_lists():
     torch.manual_seed(0)
     vocab = sequences.TokenVocab(["0123"])
     sources = ["0123", "3210", "1133", "2020", "0312", "1302"] * 20
-    model = sequences.fit_seq2seq(sources, sources, vocab, steps=150, hidden=32, lr=1e-2)
+    model = sequences.fit_seq2seq(sources, sources, vocab, steps=150, hidden_size=32, lr=1e-2)
     predictions, _ = sequences.translate(model, vocab, sources[:6], max_len=5)
     assert predictions == sources[:6]
     with pytest.raises(ValueError, match="3 sources for 2 targets"):
         sequences.fit_seq2seq(["0", "1", "2"], ["0", "1"], vocab, steps=1)
+
+
+def test_token_vocab_names_characters_it_was_not_built_with():
+    vocab = sequences.TokenVocab(["0123"])
+    with pytest.raises(ValueError, match=r"'12x3' holds characters the vocabulary was not built with: \['x'\]"):
+        vocab.batch(["12x3"])
+    with pytest.raises(TypeError, match="list of strings"):
+        vocab.batch("0123")
+
+
+@pytest.mark.parametrize("mode", [True, False])
+def test_helpers_that_evaluate_restore_the_callers_mode(mode):
+    torch.manual_seed(0)
+    lm = sequences.RecurrentLM(7, 4, 8).train(mode)
+    sequences.next_char_losses(lm, torch.randint(0, 7, (20,)))
+    assert lm.training is mode
+    vocab = sequences.CharVocab("abcdef")
+    sequences.sample(lm, vocab, "ab", 3, generator=torch.Generator().manual_seed(0))
+    assert lm.training is mode
+    tokens = sequences.TokenVocab(["0123"])
+    model = sequences.Seq2Seq(len(tokens), hidden_size=8, embedding_dim=4).train(mode)
+    sequences.translate(model, tokens, ["012"], max_len=4)
+    assert model.training is mode
+
+
+def test_greedy_decode_returns_ids_on_the_states_device():
+    def step(token, state):
+        return torch.nn.functional.one_hot((token + 1) % 5, 5).float(), state
+
+    ids = sequences.greedy_decode(step, torch.zeros(2), 2, 3)
+    assert ids.device == torch.zeros(2).device and ids.tolist() == [[2, 3, 4], [2, 3, 4]]
+    assert sequences.greedy_decode(step, None, 1, 2).tolist() == [[2, 3]]

@@ -6,7 +6,7 @@ each chapter teaches, one module per chapter (``dlpt.practice``, ...).
 
 from dlpt import check, data, plot, practice, train
 from dlpt.check import ClaimError, claim
-from dlpt.runtime import fastest, reseed, scale, scaled, setup, timer
+from dlpt.runtime import current_seed, fastest, reseed, scale, scaled, setup, timer
 from dlpt.show import show
 
 __version__ = "0.1.0"
@@ -14,6 +14,7 @@ __version__ = "0.1.0"
 __all__ = [
     "setup",
     "reseed",
+    "current_seed",
     "scale",
     "scaled",
     "timer",

@@ -2,7 +2,8 @@
 
 An autoregressive model factorizes p(x) = prod_t p(x_t | x_<t) and makes every output see
 only the past: by padding on the left (:class:`CausalConv1d`), by masking a kernel
-(:class:`MaskedConv2d`) or by masking attention (:func:`causal_mask`).
+(:class:`MaskedConv2d`, the gated PixelCNN's two stacks) or by masking attention
+(:func:`causal_mask`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from dlpt import convnets
+from dlpt.runtime import device_of
 from dlpt.sequences import attention
 
 __all__ = [
@@ -29,6 +31,10 @@ __all__ = [
     "pixelcnn_mask",
     "MaskedConv2d",
     "PixelCNN",
+    "vertical_stack_mask",
+    "horizontal_stack_mask",
+    "GatedPixelCNN",
+    "sample_pixels",
     "MultiscalePixelModel",
     "multiscale_evaluations",
     "CausalSelfAttention",
@@ -118,16 +124,19 @@ def discretized_logistic_mixture_log_prob(x: torch.Tensor, logit_probs: torch.Te
     if means.dim() != x.dim() + 1 or means.shape[0] != x.shape[0] or means.shape[2:] != x.shape[1:]:
         raise ValueError(f"x of shape {tuple(x.shape)} needs parameters of shape (B, K, ...) = "
                          f"({x.shape[0]}, K, {', '.join(map(str, x.shape[1:]))}); got {tuple(means.shape)}")
-    x = x[:, None]  # (B, 1, ...)
-    half = 1 / (num_bins - 1)
-    inv_scale = torch.exp(-log_scales)
-    upper_in, lower_in = inv_scale * (x - means + half), inv_scale * (x - means - half)
-    log_cdf_upper = F.logsigmoid(upper_in)  # log P(X <= upper edge): the first bin
-    log_survival_lower = F.logsigmoid(-lower_in)  # log P(X > lower edge): the last bin
-    middle = torch.log((torch.sigmoid(upper_in) - torch.sigmoid(lower_in)).clamp(min=1e-12))
-    index = torch.round((x + 1) / 2 * (num_bins - 1)).expand_as(means)
-    log_bin = torch.where(index <= 0, log_cdf_upper, torch.where(index >= num_bins - 1, log_survival_lower, middle))
-    return torch.logsumexp(F.log_softmax(logit_probs, dim=1) + log_bin, dim=1)
+    x = x[:, None]  # (B, 1, ...): one value, scored under each of the K components
+    half = 1 / (num_bins - 1)  # half a bin: bin centres are 2 / (num_bins - 1) apart
+    inv_scale = torch.exp(-log_scales)  # (B, K, ...)
+    upper_in = inv_scale * (x - means + half)  # the bin's upper edge, standardized per component
+    lower_in = inv_scale * (x - means - half)
+    log_first_bin = F.logsigmoid(upper_in)  # log P(X <= upper edge): the first bin takes the left tail
+    log_last_bin = F.logsigmoid(-lower_in)  # log P(X > lower edge): the last bin takes the right tail
+    log_middle_bin = torch.log((torch.sigmoid(upper_in) - torch.sigmoid(lower_in)).clamp(min=1e-12))
+    index = torch.round((x + 1) / 2 * (num_bins - 1)).expand_as(means)  # the bin's number, 0..num_bins-1
+    log_bin = torch.where(index >= num_bins - 1, log_last_bin, log_middle_bin)
+    log_bin = torch.where(index <= 0, log_first_bin, log_bin)  # (B, K, ...)
+    log_weights = F.log_softmax(logit_probs, dim=1)  # (B, K, ...): log pi_k
+    return torch.logsumexp(log_weights + log_bin, dim=1)  # (B, ...): log sum_k pi_k P_k(bin)
 
 
 class _GatedBlock(nn.Module):
@@ -141,24 +150,24 @@ class _GatedBlock(nn.Module):
         self.skip = nn.Conv1d(channels, skip_channels, 1)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        filter_, gate = self.dilated(x).chunk(2, dim=1)
-        z = torch.tanh(filter_) * torch.sigmoid(gate)
-        return x + self.residual(z), self.skip(z)
+        filter_, gate = self.dilated(x).chunk(2, dim=1)  # (B, C, T) each
+        z = torch.tanh(filter_) * torch.sigmoid(gate)  # (B, C, T)
+        return x + self.residual(z), self.skip(z)  # (B, C, T), (B, skip_channels, T)
 
 
 class WaveNet(nn.Module):
     """A small WaveNet (van den Oord et al., 2016) over mu-law levels.
 
     x: (B, T) int64 levels 0..levels-1 -> logits (B, levels, T); the logits at step t are
-    the distribution of x_{t+1} given x_0..x_t. Dilations 1, 2, 4, ..., 2^(layers-1),
-    repeated ``stacks`` times, each layer a gated residual block with a skip output.
+    the distribution of x_{t+1} given x_0..x_t. Dilations 1, 2, 4, ..., 2^(num_layers-1),
+    repeated ``num_stacks`` times, each layer a gated residual block with a skip output.
     """
 
-    def __init__(self, levels: int = 256, channels: int = 16, skip_channels: int = 32, layers: int = 6,
-                 stacks: int = 1):
+    def __init__(self, levels: int = 256, channels: int = 16, skip_channels: int = 32, num_layers: int = 6,
+                 num_stacks: int = 1):
         super().__init__()
         self.levels = levels
-        self.dilations = [2**i for i in range(layers)] * stacks
+        self.dilations = [2**i for i in range(num_layers)] * num_stacks
         self.embed = nn.Embedding(levels, channels)  # = a one-hot input and a 1x1 convolution
         self.blocks = nn.ModuleList(_GatedBlock(channels, skip_channels, d) for d in self.dilations)
         self.head = nn.Sequential(nn.ReLU(), nn.Conv1d(skip_channels, skip_channels, 1), nn.ReLU(),
@@ -169,14 +178,17 @@ class WaveNet(nn.Module):
         return receptive_field(2, self.dilations)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dim() != 2:
-            raise ValueError(f"expected levels of shape (B, T), got {tuple(x.shape)}")
-        h = self.embed(x).transpose(1, 2)  # (B, C, T)
+        if x.dim() != 2 or x.dtype != torch.int64:
+            raise ValueError(f"expected int64 levels of shape (B, T), got {x.dtype} {tuple(x.shape)}")
+        if x.numel() and (x.min() < 0 or x.max() >= self.levels):
+            raise ValueError(f"levels must lie in 0..{self.levels - 1} (mu_law_encode gives them), "
+                             f"got values from {x.min().item()} to {x.max().item()}")
+        h = self.embed(x).transpose(1, 2)  # (B, T, C) -> (B, C, T), the layout of Conv1d
         skips = 0
         for block in self.blocks:
             h, skip = block(h)
-            skips = skips + skip
-        return self.head(skips)
+            skips = skips + skip  # (B, skip_channels, T)
+        return self.head(skips)  # (B, levels, T)
 
     @torch.no_grad()
     def generate(self, prompt: torch.Tensor, n: int, temperature: float = 1.0, window: bool = True,
@@ -188,10 +200,11 @@ class WaveNet(nn.Module):
         """
         x = prompt
         for _ in range(n):
-            context = x[:, -self.receptive_field:] if window else x
-            logits = self(context)[:, :, -1] / temperature  # (B, levels)
+            context = x[:, -self.receptive_field:] if window else x  # (B, <= receptive field)
+            logits = self(context)[:, :, -1] / temperature  # (B, levels): the next sample's
             probs = torch.softmax(logits, dim=-1)
-            x = torch.cat([x, torch.multinomial(probs, 1, generator=generator)], dim=1)
+            next_level = torch.multinomial(probs, 1, generator=generator)  # (B, 1)
+            x = torch.cat([x, next_level], dim=1)
         return x
 
 
@@ -246,29 +259,144 @@ class PixelCNN(nn.Module):
     raster order): one type-A masked convolution, then type-B ones, ReLUs between.
     """
 
-    def __init__(self, channels: int = 16, layers: int = 3, first_kernel: int = 5, kernel: int = 3):
+    def __init__(self, channels: int = 16, num_layers: int = 3, first_kernel_size: int = 5, kernel_size: int = 3):
         super().__init__()
-        convs = [MaskedConv2d(1, channels, first_kernel, "A")]
-        convs += [MaskedConv2d(channels, channels, kernel, "B") for _ in range(layers - 1)]
+        convs = [MaskedConv2d(1, channels, first_kernel_size, "A")]
+        convs += [MaskedConv2d(channels, channels, kernel_size, "B") for _ in range(num_layers - 1)]
         self.convs = nn.ModuleList(convs)
         self.out = MaskedConv2d(channels, 1, 1, "B")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = x
         for conv in self.convs:
-            h = torch.relu(conv(h))
+            h = torch.relu(conv(h))  # (B, C, H, W)
         return self.out(h)
 
     @torch.no_grad()
     def sample(self, n: int, height: int, width: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """n images (n, 1, H, W), pixel by pixel: H * W network evaluations."""
-        device = next(self.parameters()).device
-        x = torch.zeros(n, 1, height, width, device=device)
+        """n images (n, 1, H, W), pixel by pixel: H * W network evaluations, on the model's device."""
+        return sample_pixels(self, n, height, width, generator)
+
+
+def sample_pixels(model: nn.Module, n: int, height: int, width: int,
+                  generator: torch.Generator | None = None) -> torch.Tensor:
+    """Sample n binary images (n, 1, H, W) from an autoregressive pixel model, in raster order.
+
+    ``model(x)`` maps (n, 1, H, W) to logits (n, 1, H, W) of p(x_ij = 1 | pixels before ij).
+    One evaluation per pixel: pixel (i, j) is drawn from the logits at (i, j) computed on the
+    canvas so far, whose later pixels are still 0 and cannot matter. ``generator`` must live
+    on the model's device (torch.bernoulli draws there).
+    """
+    x = torch.zeros(n, 1, height, width, device=device_of(model))
+    with torch.no_grad():
         for i in range(height):
             for j in range(width):
-                p = torch.sigmoid(self(x)[:, 0, i, j])
+                p = torch.sigmoid(model(x)[:, 0, i, j])  # (n,): p(x_ij = 1 | the pixels before)
                 x[:, 0, i, j] = torch.bernoulli(p, generator=generator)
-        return x
+    return x
+
+
+# ---------------------------------------------------------------- the gated PixelCNN: no blind spot
+
+
+def vertical_stack_mask(kernel_size: int, first: bool) -> torch.Tensor:
+    """(k, k) mask of the gated PixelCNN's vertical stack: the rows above the centre, full width.
+
+    The centre row is hidden in the first layer (``first``), which reads the image itself,
+    and shown afterwards: by then the vertical features of a row depend only on the rows
+    above it, so any of them may feed the horizontal stack of that row.
+    """
+    if kernel_size % 2 != 1:
+        raise ValueError(f"kernel_size must be odd, got {kernel_size}")
+    c = kernel_size // 2
+    mask = torch.ones(kernel_size, kernel_size)
+    mask[c + 1:, :] = 0  # rows below the centre
+    if first:
+        mask[c, :] = 0  # the centre row itself
+    return mask
+
+
+def horizontal_stack_mask(kernel_size: int, first: bool) -> torch.Tensor:
+    """(1, k) mask of the gated PixelCNN's horizontal stack: the pixels left of the centre in its row,
+    and the centre itself except in the first layer (a type A versus type B mask, in one row)."""
+    if kernel_size % 2 != 1:
+        raise ValueError(f"kernel_size must be odd, got {kernel_size}")
+    c = kernel_size // 2
+    mask = torch.ones(1, kernel_size)
+    mask[0, c + 1:] = 0  # right of the centre
+    if first:
+        mask[0, c] = 0
+    return mask
+
+
+class _FixedMaskConv2d(nn.Conv2d):
+    """A convolution with "same" padding whose kernel is multiplied by a fixed 0/1 mask (kH, kW)."""
+
+    def __init__(self, in_channels: int, out_channels: int, mask: torch.Tensor):
+        k_h, k_w = mask.shape
+        super().__init__(in_channels, out_channels, (k_h, k_w), padding=(k_h // 2, k_w // 2))
+        self.register_buffer("mask", mask[None, None].expand(out_channels, in_channels, k_h, k_w).clone())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(x, self.weight * self.mask, self.bias, padding=self.padding)
+
+
+def _gate(features: torch.Tensor) -> torch.Tensor:
+    """tanh(a) * sigmoid(b) for features (B, 2C, H, W) split into a and b: WaveNet's gated unit."""
+    a, b = features.chunk(2, dim=1)
+    return torch.tanh(a) * torch.sigmoid(b)  # (B, C, H, W)
+
+
+class _GatedPixelLayer(nn.Module):
+    """One layer of the gated PixelCNN: the vertical stack, and the horizontal stack fed by it."""
+
+    def __init__(self, in_channels: int, channels: int, kernel_size: int, first: bool):
+        super().__init__()
+        self.first = first
+        self.vertical = _FixedMaskConv2d(in_channels, 2 * channels, vertical_stack_mask(kernel_size, first))
+        self.horizontal = _FixedMaskConv2d(in_channels, 2 * channels, horizontal_stack_mask(kernel_size, first))
+        self.vertical_to_horizontal = nn.Conv2d(2 * channels, 2 * channels, 1)
+        self.out = nn.Conv2d(channels, channels, 1)
+
+    def forward(self, v: torch.Tensor, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        v_features = self.vertical(v)  # (B, 2C, H, W): rows above only
+        h_features = self.horizontal(h) + self.vertical_to_horizontal(v_features)  # + this row, to the left
+        h_next = self.out(_gate(h_features))  # (B, C, H, W)
+        if not self.first:
+            h_next = h + h_next  # a residual connection along the horizontal stack
+        return _gate(v_features), h_next
+
+
+class GatedPixelCNN(nn.Module):
+    """The gated PixelCNN (van den Oord et al., 2016) for binary images: no blind spot.
+
+    x: (B, 1, H, W) in {0, 1} -> logits (B, 1, H, W) of p(x_ij = 1 | pixels before ij). A
+    *vertical* stack of (k, k) convolutions masked to the rows above sees a widening band
+    of rows above the pixel, all columns included; a *horizontal* stack of (1, k)
+    convolutions sees the pixels left of it in its row, and adds the vertical stack's
+    features at every layer. Together they reach every earlier pixel within
+    ``num_layers`` rows and columns. Units are WaveNet's gated tanh * sigmoid.
+    """
+
+    def __init__(self, channels: int = 16, num_layers: int = 3, kernel_size: int = 3):
+        super().__init__()
+        self.layers = nn.ModuleList(
+            _GatedPixelLayer(1 if i == 0 else channels, channels, kernel_size, first=i == 0)
+            for i in range(num_layers)
+        )
+        self.head = nn.Sequential(nn.ReLU(), nn.Conv2d(channels, channels, 1), nn.ReLU(), nn.Conv2d(channels, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        _check_input(x, 1, "B, C, H, W")
+        v = h = x
+        for layer in self.layers:
+            v, h = layer(v, h)  # (B, C, H, W) each
+        return self.head(h)
+
+    @torch.no_grad()
+    def sample(self, n: int, height: int, width: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """n images (n, 1, H, W), pixel by pixel: H * W network evaluations, on the model's device."""
+        return sample_pixels(self, n, height, width, generator)
 
 
 class MultiscalePixelModel(nn.Module):
@@ -278,18 +406,20 @@ class MultiscalePixelModel(nn.Module):
     of the new resolution fall into four interleaved groups, the corners of each 2 x 2 block:
     group 0 (top left) is the coarser image itself; groups 1, 2, 3 (top right, bottom left,
     bottom right) are predicted in turn, every pixel of a group at once, each group given all
-    the pixels known so far. ``predictors[g - 1]`` maps (B, 3, S, S) (known pixels, the mask
-    of known pixels, log2 S / 8) to logits (B, 1, S, S), and is shared by all resolutions.
+    the pixels known so far. ``predictors[g - 1]`` maps (B, 3, S, S) to logits (B, 1, S, S)
+    and is shared by all resolutions; its three input planes are the known pixels (0
+    elsewhere), the mask of known pixels, and a constant plane log2(S) / 8 that tells one
+    network which resolution it is filling (1/8 at 2 x 2, 1 at 256 x 256).
     """
 
     GROUPS = ((0, 1), (1, 0), (1, 1))  # (row, column) offsets in each 2 x 2 block
 
-    def __init__(self, channels: int = 32, layers: int = 3):
+    def __init__(self, channels: int = 32, num_layers: int = 3):
         super().__init__()
 
         def predictor() -> nn.Sequential:
             convs = [nn.Conv2d(3, channels, 3, padding=1), nn.ReLU()]
-            for _ in range(layers - 1):
+            for _ in range(num_layers - 1):
                 convs += [nn.Conv2d(channels, channels, 3, padding=1), nn.ReLU()]
             return nn.Sequential(*convs, nn.Conv2d(channels, 1, 1))
 
@@ -297,27 +427,27 @@ class MultiscalePixelModel(nn.Module):
         self.predictors = nn.ModuleList(predictor() for _ in self.GROUPS)
 
     def _logits(self, group: int, canvas: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
-        level = torch.full_like(canvas, math.log2(canvas.shape[-1]) / 8)
-        return self.predictors[group](torch.cat([canvas * known, known, level], dim=1))
+        """Logits (B, 1, S, S) of group ``group`` for a canvas (B, 1, S, S) whose ``known`` pixels are set."""
+        resolution = torch.full_like(canvas, math.log2(canvas.shape[-1]) / 8)  # (B, 1, S, S)
+        planes = torch.cat([canvas * known, known, resolution], dim=1)  # (B, 3, S, S)
+        return self.predictors[group](planes)
 
     def log_prob(self, x: torch.Tensor) -> torch.Tensor:
         """log p(x) in nats: x (B, 1, S, S) binary, S a power of two -> (B,)."""
         size = x.shape[-1]
         if x.dim() != 4 or x.shape[1] != 1 or x.shape[-2] != size or size & (size - 1):
             raise ValueError(f"expected (B, 1, S, S) with S a power of two, got {tuple(x.shape)}")
-        coarse = x[:, :, ::size, ::size]  # (B, 1, 1, 1)
-        total = -F.binary_cross_entropy_with_logits(self.base_logit.expand_as(coarse), coarse,
-                                                    reduction="none").flatten(1).sum(1)
+        coarse = x[:, :, ::size, ::size]  # (B, 1, 1, 1): the top-left pixel
+        total = _bernoulli_log_prob(self.base_logit.expand_as(coarse), coarse)  # (B,)
         s = 1
         while s < size:
             s *= 2
-            image = x[:, :, :: size // s, :: size // s]  # (B, 1, s, s)
+            image = x[:, :, :: size // s, :: size // s]  # (B, 1, s, s): every (size / s)-th pixel
             known = torch.zeros_like(image)
-            known[:, :, ::2, ::2] = 1
+            known[:, :, ::2, ::2] = 1  # group 0: the coarser image, known already
             for g, (di, dj) in enumerate(self.GROUPS):
-                logits = self._logits(g, image, known)[:, :, di::2, dj::2]
-                total = total - F.binary_cross_entropy_with_logits(
-                    logits, image[:, :, di::2, dj::2], reduction="none").flatten(1).sum(1)
+                logits = self._logits(g, image, known)[:, :, di::2, dj::2]  # (B, 1, s/2, s/2)
+                total = total + _bernoulli_log_prob(logits, image[:, :, di::2, dj::2])
                 known[:, :, di::2, dj::2] = 1
         return total
 
@@ -325,21 +455,27 @@ class MultiscalePixelModel(nn.Module):
     def sample(self, n: int, size: int, generator: torch.Generator | None = None) -> tuple[torch.Tensor, int]:
         """n images (n, 1, size, size) and the number of network evaluations used."""
         device = self.base_logit.device
-        image = torch.bernoulli(torch.sigmoid(self.base_logit).expand(n, 1, 1, 1).contiguous(),
-                                generator=generator)
+        p_first = torch.sigmoid(self.base_logit).expand(n, 1, 1, 1).contiguous()  # (n, 1, 1, 1)
+        image = torch.bernoulli(p_first, generator=generator)
         evaluations = 1
         while image.shape[-1] < size:
             s = 2 * image.shape[-1]
             canvas = torch.zeros(n, 1, s, s, device=device)
             known = torch.zeros_like(canvas)
-            canvas[:, :, ::2, ::2], known[:, :, ::2, ::2] = image, 1
+            canvas[:, :, ::2, ::2] = image  # group 0: the coarser image
+            known[:, :, ::2, ::2] = 1
             for g, (di, dj) in enumerate(self.GROUPS):
-                p = torch.sigmoid(self._logits(g, canvas, known)[:, :, di::2, dj::2])
+                p = torch.sigmoid(self._logits(g, canvas, known)[:, :, di::2, dj::2])  # (n, 1, s/2, s/2)
                 canvas[:, :, di::2, dj::2] = torch.bernoulli(p, generator=generator)
                 known[:, :, di::2, dj::2] = 1
                 evaluations += 1
             image = canvas
         return image, evaluations
+
+
+def _bernoulli_log_prob(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """log p(x) in nats of binary pixels x (B, ...) under independent Bernoullis, summed per example: (B,)."""
+    return -F.binary_cross_entropy_with_logits(logits, x, reduction="none").flatten(1).sum(1)
 
 
 def multiscale_evaluations(size: int, base: int = 1) -> int:
@@ -357,44 +493,56 @@ def multiscale_evaluations(size: int, base: int = 1) -> int:
 class CausalSelfAttention(nn.Module):
     """Multi-head self-attention in which step t attends to steps <= t only.
 
-    x: (B, T, D) -> (B, T, D). Queries, keys and values are linear maps of x, split into
-    ``heads`` heads of D / heads each; the weights come from :func:`dlpt.sequences.attention`
-    with :func:`causal_mask`. ``self.weights`` keeps the last (B, heads, T, T) maps.
+    x: (B, T, D) -> (B, T, D) with D = ``embed_dim``. Queries, keys and values are linear
+    maps of x, split into ``num_heads`` heads of d = D / num_heads each; the weights come
+    from :func:`dlpt.sequences.attention` with :func:`causal_mask`. ``self.weights`` keeps
+    the last (B, num_heads, T, T) maps.
     """
 
-    def __init__(self, dim: int, heads: int):
+    def __init__(self, embed_dim: int, num_heads: int):
         super().__init__()
-        if dim % heads:
-            raise ValueError(f"dim ({dim}) must be divisible by heads ({heads})")
-        self.heads = heads
-        self.qkv = nn.Linear(dim, 3 * dim)
-        self.proj = nn.Linear(dim, dim)
+        if embed_dim % num_heads:
+            raise ValueError(f"embed_dim ({embed_dim}) must be divisible by num_heads ({num_heads})")
+        self.embed_dim, self.num_heads = embed_dim, num_heads
+        self.qkv = nn.Linear(embed_dim, 3 * embed_dim)
+        self.proj = nn.Linear(embed_dim, embed_dim)
         self.weights: torch.Tensor | None = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() != 3 or x.shape[-1] != self.embed_dim:
+            raise ValueError(f"expected x of shape (B, T, {self.embed_dim}), got {tuple(x.shape)}")
         B, T, D = x.shape
-        q, k, v = self.qkv(x).view(B, T, 3, self.heads, D // self.heads).permute(2, 0, 3, 1, 4)  # (B, h, T, d)
-        context, self.weights = attention(q, k, v, causal_mask(T, x.device))
-        return self.proj(context.transpose(1, 2).reshape(B, T, D))
+        h, d = self.num_heads, D // self.num_heads
+        qkv = self.qkv(x).view(B, T, 3, h, d)  # queries, keys, values, each cut into h heads
+        q, k, v = qkv.permute(2, 0, 3, 1, 4)  # each (B, h, T, d): a head is one more batch dimension
+        context, self.weights = attention(q, k, v, causal_mask(T, x.device))  # (B, h, T, d), (B, h, T, T)
+        context = context.transpose(1, 2).reshape(B, T, D)  # (B, T, h * d): the heads side by side
+        return self.proj(context)
 
 
-def sinusoidal_positions(T: int, dim: int) -> torch.Tensor:
-    """(T, dim) positional encodings of Vaswani et al. (2017): sin and cos of t / 10000^(2i/dim)."""
-    position = torch.arange(T, dtype=torch.float32)[:, None]
-    frequency = torch.exp(-math.log(10000.0) * torch.arange(0, dim, 2, dtype=torch.float32) / dim)
-    encoding = torch.zeros(T, dim)
-    encoding[:, 0::2], encoding[:, 1::2] = torch.sin(position * frequency), torch.cos(position * frequency)
+def sinusoidal_positions(T: int, embed_dim: int) -> torch.Tensor:
+    """(T, D) positional encodings of Vaswani et al. (2017), D = ``embed_dim`` (even):
+    dimension 2i holds sin(t / 10000^(2i/D)), dimension 2i + 1 the cosine of the same angle."""
+    if embed_dim % 2:
+        raise ValueError(f"embed_dim must be even (sines and cosines in pairs), got {embed_dim}")
+    position = torch.arange(T, dtype=torch.float32)[:, None]  # (T, 1)
+    frequency = torch.exp(-math.log(10000.0) * torch.arange(0, embed_dim, 2, dtype=torch.float32) / embed_dim)
+    angle = position * frequency  # (T, D / 2)
+    encoding = torch.zeros(T, embed_dim)
+    encoding[:, 0::2] = torch.sin(angle)
+    encoding[:, 1::2] = torch.cos(angle)
     return encoding
 
 
 class _TransformerBlock(nn.Module):
     """x + attention(norm(x)), then x + MLP(norm(x)): the pre-norm residual block."""
 
-    def __init__(self, dim: int, heads: int):
+    def __init__(self, embed_dim: int, num_heads: int):
         super().__init__()
-        self.norm1, self.norm2 = nn.LayerNorm(dim), nn.LayerNorm(dim)
-        self.attention = CausalSelfAttention(dim, heads)
-        self.mlp = nn.Sequential(nn.Linear(dim, 4 * dim), nn.GELU(), nn.Linear(4 * dim, dim))
+        D = embed_dim
+        self.norm1, self.norm2 = nn.LayerNorm(D), nn.LayerNorm(D)
+        self.attention = CausalSelfAttention(D, num_heads)
+        self.mlp = nn.Sequential(nn.Linear(D, 4 * D), nn.GELU(), nn.Linear(4 * D, D))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x + self.attention(self.norm1(x))
@@ -405,48 +553,53 @@ class TransformerLM(nn.Module):
     """A small decoder-only Transformer language model (Vaswani et al., 2017).
 
     ids: (B, T) int64 -> logits (B, T, V); the logits at t predict token t + 1 from tokens
-    0..t. Token embeddings plus sinusoidal positions, ``layers`` pre-norm blocks, a final norm.
-    ``context``: how many tokens back each prediction is given when
+    0..t. Token embeddings plus sinusoidal positions, ``num_layers`` pre-norm blocks, a final
+    norm. ``context``: how many tokens back each prediction is given when
     :func:`dlpt.sequences.next_char_losses` scores text in chunks; chunks of 64 with the
     default 64 feed at most 127 positions, within the 128 the notebooks train on.
     """
 
-    def __init__(self, vocab_size: int, dim: int = 64, heads: int = 4, layers: int = 2, context: int = 64):
+    def __init__(self, vocab_size: int, embed_dim: int = 64, num_heads: int = 4, num_layers: int = 2,
+                 context: int = 64):
         super().__init__()
-        self.dim, self.context = dim, context
-        self.embed = nn.Embedding(vocab_size, dim)
-        self.blocks = nn.ModuleList(_TransformerBlock(dim, heads) for _ in range(layers))
-        self.norm = nn.LayerNorm(dim)
-        self.head = nn.Linear(dim, vocab_size)
+        self.embed_dim, self.context = embed_dim, context
+        self.embed = nn.Embedding(vocab_size, embed_dim)
+        self.blocks = nn.ModuleList(_TransformerBlock(embed_dim, num_heads) for _ in range(num_layers))
+        self.norm = nn.LayerNorm(embed_dim)
+        self.head = nn.Linear(embed_dim, vocab_size)
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         if ids.dim() != 2:
             raise ValueError(f"expected token ids of shape (B, T), got {tuple(ids.shape)}")
-        x = self.embed(ids) + sinusoidal_positions(ids.shape[1], self.dim).to(ids.device)
+        positions = sinusoidal_positions(ids.shape[1], self.embed_dim).to(ids.device)  # (T, D)
+        x = self.embed(ids) + positions  # (B, T, D)
         for block in self.blocks:
             x = block(x)
-        return self.head(self.norm(x))
+        return self.head(self.norm(x))  # (B, T, V)
 
 
 class CausalConvLM(nn.Module):
     """A language model of stacked dilated causal convolutions (as in ByteNet's decoder).
 
     ids: (B, T) -> logits (B, T, V); residual blocks of ReLU and a kernel-2 causal
-    convolution with dilations 1, 2, 4, ..., so the receptive field is 2^layers steps.
+    convolution with dilations 1, 2, 4, ..., so the receptive field is 2^num_layers steps.
     """
 
-    def __init__(self, vocab_size: int, channels: int = 64, layers: int = 6, embedding: int = 16):
+    def __init__(self, vocab_size: int, channels: int = 64, num_layers: int = 6, embedding_dim: int = 16):
         super().__init__()
-        self.embed = nn.Embedding(vocab_size, embedding)
-        self.inp = nn.Conv1d(embedding, channels, 1)
-        self.convs = nn.ModuleList(CausalConv1d(channels, channels, 2, 2**i) for i in range(layers))
+        self.embed = nn.Embedding(vocab_size, embedding_dim)
+        self.inp = nn.Conv1d(embedding_dim, channels, 1)
+        dilations = [2**i for i in range(num_layers)]
+        self.convs = nn.ModuleList(CausalConv1d(channels, channels, 2, d) for d in dilations)
         self.head = nn.Conv1d(channels, vocab_size, 1)
-        self.receptive_field = self.context = receptive_field(2, [2**i for i in range(layers)])
+        self.receptive_field = self.context = receptive_field(2, dilations)
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         if ids.dim() != 2:
             raise ValueError(f"expected token ids of shape (B, T), got {tuple(ids.shape)}")
-        h = self.inp(self.embed(ids).transpose(1, 2))  # (B, C, T)
+        e = self.embed(ids).transpose(1, 2)  # (B, T, E) -> (B, E, T), the layout of Conv1d
+        h = self.inp(e)  # (B, C, T)
         for conv in self.convs:
             h = h + conv(torch.relu(h))
-        return self.head(torch.relu(h)).transpose(1, 2)
+        logits = self.head(torch.relu(h))  # (B, V, T)
+        return logits.transpose(1, 2)  # (B, T, V)

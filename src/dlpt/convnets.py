@@ -103,22 +103,23 @@ def avg_pool2d(x: torch.Tensor, kernel_size: int) -> torch.Tensor:
     return out.reshape(batch, channels, out.shape[-2], out.shape[-1])
 
 
-def dense_params(c_in: int, c_out: int, height: int, width: int) -> int:
+def dense_params(in_channels: int, out_channels: int, height: int, width: int) -> int:
     """Weights and biases of a fully connected layer from a (C_in, H, W) image to a (C_out, H, W) one."""
-    return (c_in * height * width) * (c_out * height * width) + c_out * height * width
+    inputs, outputs = in_channels * height * width, out_channels * height * width
+    return inputs * outputs + outputs
 
 
-def locally_connected_params(c_in: int, c_out: int, height: int, width: int, kernel_size: int) -> int:
+def locally_connected_params(in_channels: int, out_channels: int, height: int, width: int, kernel_size: int) -> int:
     """A locally connected layer (a k x k window, untied weights) with "same" output size.
 
     Every output position has its own kernel: ``H * W`` times a convolution's weights.
     """
-    return height * width * (c_out * c_in * kernel_size**2 + c_out)
+    return height * width * conv_params(in_channels, out_channels, kernel_size)
 
 
-def conv_params(c_in: int, c_out: int, kernel_size: int) -> int:
+def conv_params(in_channels: int, out_channels: int, kernel_size: int) -> int:
     """A convolution's weights and biases: ``C_out * C_in * k * k + C_out``, whatever the image size."""
-    return c_out * c_in * kernel_size**2 + c_out
+    return out_channels * in_channels * kernel_size**2 + out_channels
 
 
 class LocallyConnected2d(nn.Module):
@@ -129,16 +130,20 @@ class LocallyConnected2d(nn.Module):
     locality as a convolution, none of its weight sharing.
     """
 
-    def __init__(self, c_in: int, c_out: int, height: int, width: int, kernel_size: int):
+    def __init__(self, in_channels: int, out_channels: int, height: int, width: int, kernel_size: int):
         super().__init__()
         if kernel_size % 2 != 1:
             raise ValueError(f"kernel_size must be odd for 'same' output, got {kernel_size}")
-        self.shape, self.kernel_size = (c_out, height, width), kernel_size
-        fan_in = c_in * kernel_size**2
-        self.weight = nn.Parameter(torch.randn(height * width, c_out, fan_in) / fan_in**0.5)
-        self.bias = nn.Parameter(torch.zeros(height * width, c_out))
+        self.in_channels, self.kernel_size = in_channels, kernel_size
+        self.shape = (out_channels, height, width)
+        fan_in = in_channels * kernel_size**2
+        self.weight = nn.Parameter(torch.randn(height * width, out_channels, fan_in) / fan_in**0.5)
+        self.bias = nn.Parameter(torch.zeros(height * width, out_channels))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        expected = (self.in_channels, *self.shape[1:])
+        if x.dim() != 4 or tuple(x.shape[1:]) != expected:
+            raise ValueError(f"expected x of shape (B, {', '.join(map(str, expected))}), got {tuple(x.shape)}")
         columns = F.unfold(x, self.kernel_size, padding=self.kernel_size // 2)  # (B, C_in*k*k, H*W)
         out = torch.einsum("bkl,lok->bol", columns, self.weight) + self.bias.T  # (B, C_out, H*W)
         return out.reshape(x.shape[0], *self.shape)
@@ -259,7 +264,7 @@ class DeepConvNet(nn.Module):
     """A stem convolution, ``(depth - 2) // 2`` blocks, global average pooling and a linear layer.
 
     ``depth`` counts the weight layers (convolutions and the final linear one), as in the
-    ResNet paper. x: (B, in_channels, H, W) -> logits (B, classes).
+    ResNet paper. x: (B, in_channels, H, W) -> logits (B, num_classes).
     """
 
     def __init__(
@@ -268,7 +273,7 @@ class DeepConvNet(nn.Module):
         residual: bool,
         channels: int = 16,
         in_channels: int = 1,
-        classes: int = 10,
+        num_classes: int = 10,
         batch_norm: bool = True,
     ):
         super().__init__()
@@ -281,7 +286,7 @@ class DeepConvNet(nn.Module):
             nn.ReLU(),
         )
         self.blocks = nn.Sequential(*[block(channels, batch_norm) for _ in range((depth - 2) // 2)])
-        self.head = nn.Linear(channels, classes)
+        self.head = nn.Linear(channels, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.blocks(self.stem(x))  # (B, C, H, W)
@@ -299,7 +304,7 @@ class DenseBlock(nn.Module):
     3x3 convolution), and they are appended: features are reused, not recomputed.
     """
 
-    def __init__(self, in_channels: int, growth_rate: int, layers: int):
+    def __init__(self, in_channels: int, growth_rate: int, num_layers: int):
         super().__init__()
         self.layers = nn.ModuleList(
             nn.Sequential(
@@ -307,7 +312,7 @@ class DenseBlock(nn.Module):
                 nn.ReLU(),
                 nn.Conv2d(in_channels + i * growth_rate, growth_rate, 3, padding=1, bias=False),
             )
-            for i in range(layers)
+            for i in range(num_layers)
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -317,15 +322,15 @@ class DenseBlock(nn.Module):
         return torch.cat(features, dim=1)
 
 
-def _double_conv(c_in: int, c_out: int) -> nn.Sequential:
+def _double_conv(in_channels: int, out_channels: int) -> nn.Sequential:
     return nn.Sequential(
-        nn.Conv2d(c_in, c_out, 3, padding=1), nn.BatchNorm2d(c_out), nn.ReLU(),
-        nn.Conv2d(c_out, c_out, 3, padding=1), nn.BatchNorm2d(c_out), nn.ReLU(),
+        nn.Conv2d(in_channels, out_channels, 3, padding=1), nn.BatchNorm2d(out_channels), nn.ReLU(),
+        nn.Conv2d(out_channels, out_channels, 3, padding=1), nn.BatchNorm2d(out_channels), nn.ReLU(),
     )
 
 
 class UNet(nn.Module):
-    """A two-level U-Net (Ronneberger et al., 2015): x: (B, C_in, H, W) -> logits (B, classes, H, W).
+    """A two-level U-Net (Ronneberger et al., 2015): x: (B, C_in, H, W) -> logits (B, num_classes, H, W).
 
     The encoder halves the resolution twice; the decoder doubles it back. With ``skips``
     each decoder level also receives the encoder's features of the same resolution
@@ -334,16 +339,17 @@ class UNet(nn.Module):
     be divisible by 4.
     """
 
-    def __init__(self, in_channels: int = 1, classes: int = 2, width: int = 16, skips: bool = True):
+    def __init__(self, in_channels: int = 1, num_classes: int = 2, channels: int = 16, skips: bool = True):
         super().__init__()
         self.skips = skips
-        self.enc1, self.enc2 = _double_conv(in_channels, width), _double_conv(width, 2 * width)
-        self.bottom = _double_conv(2 * width, 4 * width)
-        self.up2 = nn.ConvTranspose2d(4 * width, 2 * width, 2, stride=2)
-        self.dec2 = _double_conv(4 * width, 2 * width)
-        self.up1 = nn.ConvTranspose2d(2 * width, width, 2, stride=2)
-        self.dec1 = _double_conv(2 * width, width)
-        self.out = nn.Conv2d(width, classes, 1)
+        c = channels
+        self.enc1, self.enc2 = _double_conv(in_channels, c), _double_conv(c, 2 * c)
+        self.bottom = _double_conv(2 * c, 4 * c)
+        self.up2 = nn.ConvTranspose2d(4 * c, 2 * c, 2, stride=2)
+        self.dec2 = _double_conv(4 * c, 2 * c)
+        self.up1 = nn.ConvTranspose2d(2 * c, c, 2, stride=2)
+        self.dec1 = _double_conv(2 * c, c)
+        self.out = nn.Conv2d(c, num_classes, 1)
 
     def _join(self, up: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
         return torch.cat([up, skip if self.skips else torch.zeros_like(skip)], dim=1)
@@ -351,11 +357,11 @@ class UNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[-1] % 4 or x.shape[-2] % 4:
             raise ValueError(f"height and width must be divisible by 4, got {tuple(x.shape[-2:])}")
-        e1 = self.enc1(x)  # (B, w, H, W)
-        e2 = self.enc2(F.max_pool2d(e1, 2))  # (B, 2w, H/2, W/2)
-        b = self.bottom(F.max_pool2d(e2, 2))  # (B, 4w, H/4, W/4)
-        d2 = self.dec2(self._join(self.up2(b), e2))  # (B, 2w, H/2, W/2)
-        d1 = self.dec1(self._join(self.up1(d2), e1))  # (B, w, H, W)
+        e1 = self.enc1(x)  # (B, c, H, W)
+        e2 = self.enc2(F.max_pool2d(e1, 2))  # (B, 2c, H/2, W/2)
+        b = self.bottom(F.max_pool2d(e2, 2))  # (B, 4c, H/4, W/4)
+        d2 = self.dec2(self._join(self.up2(b), e2))  # (B, 2c, H/2, W/2)
+        d1 = self.dec1(self._join(self.up1(d2), e1))  # (B, c, H, W)
         return self.out(d1)
 
 
@@ -364,6 +370,9 @@ def iou(predicted: torch.Tensor, target: torch.Tensor) -> float:
 
     |P and T| / |P or T|; 1.0 when both masks are empty (nothing to find, nothing found).
     """
+    if predicted.shape != target.shape:
+        raise ValueError(f"predicted and target must have the same shape (..., H, W); got "
+                         f"{tuple(predicted.shape)} and {tuple(target.shape)}")
     predicted, target = predicted.bool(), target.bool()
     union = (predicted | target).sum().item()
     return 1.0 if union == 0 else (predicted & target).sum().item() / union
@@ -375,9 +384,9 @@ def iou(predicted: torch.Tensor, target: torch.Tensor) -> float:
 class Logistic(nn.Module):
     """Multinomial logistic regression: ``x: (B, 40)`` -> logits ``(B, 10)``."""
 
-    def __init__(self, length: int = 40, classes: int = 10):
+    def __init__(self, length: int = 40, num_classes: int = 10):
         super().__init__()
-        self.linear = nn.Linear(length, classes)
+        self.linear = nn.Linear(length, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.linear(x)
@@ -386,10 +395,12 @@ class Logistic(nn.Module):
 class MLP1d(nn.Module):
     """Two hidden ReLU layers: ``x: (B, 40)`` -> logits ``(B, 10)``. No notion of position."""
 
-    def __init__(self, length: int = 40, hidden: int = 100, classes: int = 10):
+    def __init__(self, length: int = 40, hidden_size: int = 100, num_classes: int = 10):
         super().__init__()
         self.net = nn.Sequential(
-            nn.Linear(length, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, classes)
+            nn.Linear(length, hidden_size), nn.ReLU(),
+            nn.Linear(hidden_size, hidden_size), nn.ReLU(),
+            nn.Linear(hidden_size, num_classes),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -402,7 +413,7 @@ class ConvNet1d(nn.Module):
     Local windows and shared weights: the inductive bias of a convolutional network.
     """
 
-    def __init__(self, length: int = 40, channels: int = 25, classes: int = 10):
+    def __init__(self, length: int = 40, channels: int = 25, num_classes: int = 10):
         super().__init__()
         self.convs = nn.Sequential(
             nn.Conv1d(1, channels, 5, stride=2, padding=1), nn.ReLU(),
@@ -412,7 +423,7 @@ class ConvNet1d(nn.Module):
         n = length
         for kernel, pad in ((5, 1), (3, 1), (3, 1)):
             n = output_size(n, kernel, stride=2, padding=pad)
-        self.readout = nn.Linear(channels * n, classes)
+        self.readout = nn.Linear(channels * n, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.convs(x[:, None, :])  # (B, C, 5)
@@ -426,11 +437,11 @@ class GRUClassifier(nn.Module):
     time: a recurrent network's inductive bias.
     """
 
-    def __init__(self, length: int = 40, hidden: int = 6, classes: int = 10):
+    def __init__(self, length: int = 40, hidden_size: int = 6, num_classes: int = 10):
         super().__init__()
-        self.gru = nn.GRU(1, hidden, batch_first=True)
-        self.readout = nn.Linear(length * hidden, classes)
+        self.gru = nn.GRU(1, hidden_size, batch_first=True)
+        self.readout = nn.Linear(length * hidden_size, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        states, _ = self.gru(x[:, :, None])  # (B, 40, hidden)
+        states, _ = self.gru(x[:, :, None])  # (B, 40, hidden_size)
         return self.readout(states.flatten(1))

@@ -101,16 +101,16 @@ register(Exercise("convnets.output_size", _check_output_size, convnets.output_si
 # -------------------------------------------------------------------- conv_params
 
 
-def _params_no_bias(c_in, c_out, kernel_size):
-    return c_out * c_in * kernel_size**2
+def _params_no_bias(in_channels, out_channels, kernel_size):
+    return out_channels * in_channels * kernel_size**2
 
 
-def _params_no_input_channels(c_in, c_out, kernel_size):
-    return c_out * kernel_size**2 + c_out
+def _params_no_input_channels(in_channels, out_channels, kernel_size):
+    return out_channels * kernel_size**2 + out_channels
 
 
-def _params_bias_per_input(c_in, c_out, kernel_size):
-    return c_out * c_in * kernel_size**2 + c_in
+def _params_bias_per_input(in_channels, out_channels, kernel_size):
+    return out_channels * in_channels * kernel_size**2 + in_channels
 
 
 _PARAMS_MISTAKES = [
@@ -121,7 +121,7 @@ _PARAMS_MISTAKES = [
 
 
 def _check_conv_params(fn) -> int:
-    cases = [(f"c_in={c_in}, c_out={c_out}, kernel_size={k}", (c_in, c_out, k))
+    cases = [(f"in_channels={c_in}, out_channels={c_out}, kernel_size={k}", (c_in, c_out, k))
              for c_in, c_out, k in [(1, 1, 3), (3, 16, 3), (16, 32, 5), (64, 8, 1)]]
     return check_cases(fn, convnets.conv_params, cases, _PARAMS_MISTAKES, what="the count")
 

@@ -41,6 +41,14 @@ class MLP(nn.Sequential):
             if i < len(sizes) - 2:
                 layers.append(nn.ReLU())
         super().__init__(*layers)
+        self.in_features = sizes[0]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        features = math.prod(x.shape[1:]) if x.dim() > 1 else -1
+        if features != self.in_features:
+            raise ValueError(f"this MLP takes inputs of shape (B, {self.in_features}) (or (B, ...) with "
+                             f"{self.in_features} values per example); got {tuple(x.shape)}")
+        return super().forward(x)
 
 
 def standardize(x_train: torch.Tensor, x_test: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -7,6 +7,10 @@ reader change a run without editing the notebook:
   so a reader with a GPU can train longer.
 - ``DLPT_SEED``: replaces the seed a notebook asks for, so anyone can check that the
   notebook's claims hold for another seed too.
+- ``DLPT_THREADS`` (default 1): how many CPU threads torch uses for one operation. The
+  book's models are small, so a second thread buys little, and on a laptop whose other
+  core is busy torch's threads wait for each other: a batched layer measured 180 times
+  slower with two threads than with one while another process was running.
 """
 
 from __future__ import annotations
@@ -19,8 +23,8 @@ import time
 import numpy as np
 import torch
 
-__all__ = ["setup", "reseed", "pick_device", "seed_everything", "scale", "scaled", "in_notebook", "Timer", "timer",
-           "fastest"]
+__all__ = ["setup", "reseed", "current_seed", "pick_device", "device_of", "recurrent_device", "seed_everything",
+           "scale", "scaled", "threads", "in_notebook", "Timer", "timer", "fastest"]
 
 
 def pick_device(device: str | torch.device | None = None) -> torch.device:
@@ -32,6 +36,30 @@ def pick_device(device: str | torch.device | None = None) -> torch.device:
     mps = getattr(torch.backends, "mps", None)
     if mps is not None and mps.is_available():
         return torch.device("mps")
+    return torch.device("cpu")
+
+
+def device_of(model: torch.nn.Module) -> torch.device:
+    """The device of a model's parameters (the CPU for a model without any).
+
+    The one place the book looks a model's device up: helpers that evaluate, decode or
+    sample run where the model is, so a model moved to a GPU stays there.
+    """
+    param = next(model.parameters(), None)
+    return param.device if param is not None else torch.device("cpu")
+
+
+def recurrent_device(device: str | torch.device) -> torch.device:
+    """Where a GRU or LSTM with packed sequences should run: ``device``, except on MPS.
+
+    PyTorch's recurrent layers and packed sequences have open correctness issues on Apple's
+    MPS backend; there the model runs on the CPU instead, and one line says why.
+    """
+    device = torch.device(device)
+    if device.type != "mps":
+        return device
+    print("dlpt: recurrent layers and packed sequences have open correctness issues on MPS; "
+          "this model runs on the CPU")
     return torch.device("cpu")
 
 
@@ -54,6 +82,18 @@ def scale() -> float:
     return value
 
 
+def threads() -> int:
+    """CPU threads per operation: the integer in ``DLPT_THREADS`` (default 1, must be >= 1)."""
+    raw = os.environ.get("DLPT_THREADS", "1")
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError(f"DLPT_THREADS must be a whole number of threads, at least 1; got {raw!r}") from None
+    if value < 1:
+        raise ValueError(f"DLPT_THREADS must be a whole number of threads, at least 1; got {raw!r}")
+    return value
+
+
 def scaled(n: int) -> int:
     """``n`` training steps (or epochs) multiplied by ``DLPT_SCALE``, at least 1."""
     return max(1, round(n * scale()))
@@ -71,6 +111,15 @@ def in_notebook() -> bool:
 _seed = 0  # the seed setup() chose, for reseed()
 
 
+def current_seed() -> int:
+    """The seed :func:`setup` chose (``DLPT_SEED`` if set): derive every other seed from it.
+
+    A data split or a generator seeded with a constant would stay the same whatever
+    ``DLPT_SEED`` says; seeded with ``current_seed()`` it follows the notebook's seed.
+    """
+    return _seed
+
+
 def reseed() -> int:
     """Restart every random generator from the notebook's seed, the one :func:`setup` chose.
 
@@ -83,18 +132,25 @@ def reseed() -> int:
 
 
 def setup(seed: int = 0, device: str | torch.device | None = None) -> torch.device:
-    """Seed everything and choose the device; print one line saying what was chosen.
+    """Seed everything, set the CPU threads and choose the device; print one line saying so.
 
-    ``DLPT_SEED`` in the environment overrides ``seed``. Returns the device.
+    ``DLPT_SEED`` in the environment overrides ``seed``; ``DLPT_THREADS`` sets torch's
+    threads per operation (default 1, see the module's docstring). Returns the device.
     """
     if "DLPT_SEED" in os.environ:
-        seed = int(os.environ["DLPT_SEED"])
+        raw = os.environ["DLPT_SEED"]
+        try:
+            seed = int(raw)
+        except ValueError:
+            raise ValueError(f"DLPT_SEED must be a whole number such as 3, got {raw!r}") from None
     global _seed
     _seed = seed
     seed_everything(seed)
+    torch.set_num_threads(threads())
     chosen = pick_device(device)
     note = f", DLPT_SCALE={scale():g}" if scale() != 1 else ""
-    print(f"dlpt: device={chosen}, seed={seed}, torch {torch.__version__}{note}")
+    plural = "s" if threads() > 1 else ""
+    print(f"dlpt: device={chosen}, seed={seed}, torch {torch.__version__}, {threads()} CPU thread{plural}{note}")
     return chosen
 
 
@@ -102,6 +158,9 @@ def _synchronize() -> None:
     # GPU work is asynchronous: wait for it, or the timer measures only the launch.
     if torch.cuda.is_available():
         torch.cuda.synchronize()
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        torch.mps.synchronize()
 
 
 class Timer:

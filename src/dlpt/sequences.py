@@ -12,7 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dlpt.train import fit
+from dlpt.runtime import device_of, pick_device, recurrent_device
+from dlpt.train import evaluating, fit
 
 __all__ = [
     "embed_one_hot",
@@ -180,34 +181,37 @@ class WindowLM(nn.Module):
     positions see a window padded with id 0.
     """
 
-    def __init__(self, vocab_size: int, k: int = 5, embedding: int = 16, hidden: int = 256):
+    def __init__(self, vocab_size: int, k: int = 5, embedding_dim: int = 16, hidden_size: int = 256):
         super().__init__()
         self.k = self.context = k
-        self.embed = nn.Embedding(vocab_size, embedding)
-        self.hidden = nn.Linear(k * embedding, hidden)
-        self.out = nn.Linear(hidden, vocab_size)
+        self.embed = nn.Embedding(vocab_size, embedding_dim)
+        self.hidden = nn.Linear(k * embedding_dim, hidden_size)
+        self.out = nn.Linear(hidden_size, vocab_size)
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         padded = F.pad(ids, (self.k - 1, 0))  # (B, T + k - 1)
         windows = padded.unfold(1, self.k, 1)  # (B, T, k): characters t-k+1 .. t
-        e = self.embed(windows).flatten(2)  # (B, T, k * embedding)
+        e = self.embed(windows).flatten(2)  # (B, T, k * embedding_dim)
         return self.out(torch.tanh(self.hidden(e)))
 
 
 class RecurrentLM(nn.Module):
     """A recurrent language model (Mikolov et al., 2010), here with a GRU cell.
 
-    ids (B, T) -> logits (B, T, V), and the final state (1, B, H) to continue from.
+    ``forward(ids (B, T), state (1, B, H) or None)`` returns logits (B, T, V) and keeps the
+    final state (1, B, H) in ``self.last_state``: pass it as ``state`` with the next chunk
+    of text to continue where this one ended.
     """
 
-    def __init__(self, vocab_size: int, embedding: int = 16, hidden: int = 128):
+    def __init__(self, vocab_size: int, embedding_dim: int = 16, hidden_size: int = 128):
         super().__init__()
-        self.embed = nn.Embedding(vocab_size, embedding)
-        self.rnn = nn.GRU(embedding, hidden, batch_first=True)
-        self.out = nn.Linear(hidden, vocab_size)
+        self.embed = nn.Embedding(vocab_size, embedding_dim)
+        self.rnn = nn.GRU(embedding_dim, hidden_size, batch_first=True)
+        self.out = nn.Linear(hidden_size, vocab_size)
+        self.last_state: torch.Tensor | None = None
 
     def forward(self, ids: torch.Tensor, state: torch.Tensor | None = None) -> torch.Tensor:
-        h, self.last_state = self.rnn(self.embed(ids), state)
+        h, self.last_state = self.rnn(self.embed(ids), state)  # (B, T, H), (1, B, H)
         return self.out(h)
 
 
@@ -218,23 +222,29 @@ def next_char_losses(model: nn.Module, ids: torch.Tensor, length: int = 256) -> 
     The text is read in consecutive chunks of ``length``; a recurrent model carries its
     state from chunk to chunk, any other model (with a ``context`` attribute: how many
     characters it reads at most) is also fed the ``context - 1`` characters before each
-    chunk. Returns (N - 1,) losses for characters 1..N-1, on the CPU.
+    chunk. Returns (N - 1,) losses for characters 1..N-1, on the CPU. Runs on the model's
+    device, in eval mode; the model's own mode is restored afterwards.
     """
-    model.eval()
-    ids = ids.to(next(model.parameters()).device)
+    ids = ids.to(device_of(model))
     losses, state = [], None
-    for start in range(0, len(ids) - 1, length):
-        x = ids[start : start + length][None]
-        y = ids[start + 1 : start + length + 1][None]
-        x = x[:, : y.shape[1]]
-        if isinstance(model, RecurrentLM):
-            logits = model(x, state)
-            state = model.last_state
-        else:  # a model with a bounded context needs the characters before the chunk too
-            context = ids[max(0, start - model.context + 1) : start + x.shape[1]][None]
-            logits = model(context)[:, -x.shape[1] :]
-        losses.append(F.cross_entropy(logits[0], y[0], reduction="none") / math.log(2))
+    with evaluating(model):
+        for start in range(0, len(ids) - 1, length):
+            losses.append(_chunk_losses(model, ids, start, length, state))
+            state = model.last_state if isinstance(model, RecurrentLM) else None
     return torch.cat(losses).cpu()
+
+
+def _chunk_losses(model: nn.Module, ids: torch.Tensor, start: int, length: int,
+                  state: torch.Tensor | None) -> torch.Tensor:
+    """Bits for characters start+1 .. start+length of ids (N,), given everything before them."""
+    y = ids[start + 1 : start + length + 1]  # (L,): the characters to predict
+    x = ids[start : start + len(y)][None]  # (1, L): the characters before each of them
+    if isinstance(model, RecurrentLM):
+        logits = model(x, state)  # the state carries everything before the chunk
+    else:  # a model with a bounded context needs the characters before the chunk too
+        context = ids[max(0, start - model.context + 1) : start + len(y)][None]  # (1, <= context - 1 + L)
+        logits = model(context)[:, -len(y) :]  # (1, L, V)
+    return F.cross_entropy(logits[0], y, reduction="none") / math.log(2)
 
 
 @torch.no_grad()
@@ -244,20 +254,22 @@ def sample(model: nn.Module, vocab: CharVocab, prompt: str, n: int, temperature:
 
     A model with a bounded ``context`` (a window model, a causal convolution, a Transformer)
     re-reads its last ``context`` characters for every new one; a recurrent model reads the
-    prompt once and then only each new character, carrying its state.
+    prompt once and then only each new character, carrying its state. Runs on the model's
+    device, in eval mode; the model's own mode is restored afterwards. ``generator`` is a
+    CPU generator: the draws happen on the CPU, so a seed gives the same text on any device.
     """
-    model.eval()
-    ids = vocab.encode(prompt).to(next(model.parameters()).device)
+    ids = vocab.encode(prompt).to(device_of(model))  # (T0,)
     recurrent = isinstance(model, RecurrentLM)
-    logits = model(ids[None])[0, -1]
-    for _ in range(n):
-        next_id = torch.multinomial(torch.softmax(logits / temperature, -1).cpu(), 1, generator=generator)
-        next_id = next_id.to(ids.device)
-        ids = torch.cat([ids, next_id])
-        if recurrent:
-            logits = model(next_id[None], model.last_state)[0, -1]
-        else:
-            logits = model(ids[-model.context:][None])[0, -1]
+    with evaluating(model):
+        logits = model(ids[None])[0, -1]  # (V,): the next character's
+        for _ in range(n):
+            probs = torch.softmax(logits / temperature, -1).cpu()
+            next_id = torch.multinomial(probs, 1, generator=generator).to(ids.device)  # (1,)
+            ids = torch.cat([ids, next_id])
+            if recurrent:
+                logits = model(next_id[None], model.last_state)[0, -1]
+            else:
+                logits = model(ids[-model.context:][None])[0, -1]
     return vocab.decode(ids.cpu())
 
 
@@ -278,6 +290,13 @@ class TokenVocab:
 
     def batch(self, texts: list[str], bos: bool = False, eos: bool = False) -> torch.Tensor:
         """Strings -> ids (B, T) padded with PAD, optionally framed by BOS and EOS."""
+        if isinstance(texts, str):
+            raise TypeError("batch takes a list of strings; for one string write vocab.batch([text])")
+        for text in texts:
+            unknown = sorted(set(text) - self.index.keys())
+            if unknown:
+                raise ValueError(f"{text!r} holds characters the vocabulary was not built with: {unknown}; "
+                                 f"build the TokenVocab from texts that contain every character")
         rows = [[BOS] * bos + [self.index[ch] for ch in text] + [EOS] * eos for text in texts]
         out = torch.full((len(rows), max(map(len, rows))), PAD, dtype=torch.int64)
         for i, row in enumerate(rows):
@@ -307,15 +326,16 @@ class Seq2Seq(nn.Module):
     the recurrence, so with teacher forcing every decoder step trains in one parallel call.
     """
 
-    def __init__(self, vocab_size: int, hidden: int = 128, embedding: int = 32,
+    def __init__(self, vocab_size: int, hidden_size: int = 128, embedding_dim: int = 32,
                  use_attention: bool = False, bidirectional: bool = False):
         super().__init__()
         self.use_attention = use_attention
-        self.embed = nn.Embedding(vocab_size, embedding, padding_idx=PAD)
-        self.encoder = nn.GRU(embedding, hidden, batch_first=True, bidirectional=bidirectional)
-        self.bridge = nn.Linear(2 * hidden if bidirectional else hidden, hidden)  # encoder states -> decoder size
-        self.decoder = nn.GRU(embedding, hidden, batch_first=True)
-        self.out = nn.Linear(2 * hidden if use_attention else hidden, vocab_size)
+        H = hidden_size
+        self.embed = nn.Embedding(vocab_size, embedding_dim, padding_idx=PAD)
+        self.encoder = nn.GRU(embedding_dim, H, batch_first=True, bidirectional=bidirectional)
+        self.bridge = nn.Linear(2 * H if bidirectional else H, H)  # encoder states -> the decoder's size
+        self.decoder = nn.GRU(embedding_dim, H, batch_first=True)
+        self.out = nn.Linear(2 * H if use_attention else H, vocab_size)
 
     def encode(self, src: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """src (B, S) -> states (B, S, H), the initial decoder state (B, H), mask (B, S)."""
@@ -357,15 +377,18 @@ class Seq2Seq(nn.Module):
                 maps.append(weights[:, 0])
             return logits[:, 0], h
 
-        ids = greedy_decode(step, h, len(src), max_len, device=src.device)
+        ids = greedy_decode(step, h, len(src), max_len)
         return ids, (torch.stack(maps, 1) if maps else None)
 
 
-def greedy_decode(step, state, batch_size: int, max_len: int, device: torch.device | str = "cpu") -> torch.Tensor:
+def greedy_decode(step, state, batch_size: int, max_len: int, device: torch.device | str | None = None) -> torch.Tensor:
     """Feed each step's most likely token back in, starting from BOS.
 
-    step(token (B,), state) -> (logits (B, V), state). Returns the chosen ids (B, max_len).
+    step(token (B,), state) -> (logits (B, V), state). Returns the chosen ids (B, max_len),
+    on ``device``: by default the state's device (the CPU if the state is not a tensor).
     """
+    if device is None:
+        device = state.device if isinstance(state, torch.Tensor) else "cpu"
     token = torch.full((batch_size,), BOS, dtype=torch.int64, device=device)
     chosen = []
     for _ in range(max_len):
@@ -386,13 +409,18 @@ def seq2seq_loss(model: Seq2Seq, batch: tuple[torch.Tensor, torch.Tensor]) -> to
 
 
 def fit_seq2seq(sources: list[str], targets: list[str], vocab: TokenVocab, *, steps: int,
-                hidden: int = 64, lr: float = 1e-2, device: torch.device | str = "cpu",
+                hidden_size: int = 64, lr: float = 1e-2, device: torch.device | str | None = None,
                 desc: str = "seq2seq", **options) -> Seq2Seq:
-    """A :class:`Seq2Seq` (``options``: use_attention, bidirectional, embedding) trained for
-    ``steps`` Adam steps with teacher forcing and gradient clipping at norm 1 on string pairs."""
+    """A :class:`Seq2Seq` (``options``: use_attention, bidirectional, embedding_dim) trained for
+    ``steps`` Adam steps with teacher forcing and gradient clipping at norm 1 on string pairs.
+
+    ``device``: default the best available (:func:`dlpt.runtime.pick_device`); on MPS the
+    model trains on the CPU (:func:`dlpt.runtime.recurrent_device` says why).
+    """
     if len(sources) != len(targets):
         raise ValueError(f"{len(sources)} sources for {len(targets)} targets")
-    model = Seq2Seq(len(vocab), hidden=hidden, **options).to(device)
+    device = recurrent_device(pick_device(device))
+    model = Seq2Seq(len(vocab), hidden_size=hidden_size, **options).to(device)
     data = (vocab.batch(sources), vocab.batch(targets, bos=True, eos=True))
     fit(model, data, loss=seq2seq_loss, lr=lr, steps=steps, clip_grad_norm=1.0, desc=desc)
     return model
@@ -402,18 +430,17 @@ def fit_seq2seq(sources: list[str], targets: list[str], vocab: TokenVocab, *, st
 def translate(model: Seq2Seq, vocab: TokenVocab, sources: list[str], max_len: int,
               batch_size: int = 500) -> tuple[list[str], list[torch.Tensor] | None]:
     """Greedy decoding of strings -> the predicted strings and, with attention, one weight map
-    (max_len, len(source)) per source on the CPU (else None)."""
-    was_training = model.training
-    model.eval()
-    device = next(model.parameters()).device
+    (max_len, len(source)) per source on the CPU (else None). Runs on the model's device, in
+    eval mode; the model's own mode is restored afterwards."""
+    device = device_of(model)
     predictions, maps = [], []
-    for start in range(0, len(sources), batch_size):
-        chunk = sources[start:start + batch_size]
-        ids, weights = model.greedy(vocab.batch(chunk).to(device), max_len)
-        predictions += [vocab.decode(row) for row in ids]
-        if weights is not None:
-            maps += [w[:, :len(text)].cpu() for w, text in zip(weights, chunk)]
-    model.train(was_training)
+    with evaluating(model):
+        for start in range(0, len(sources), batch_size):
+            chunk = sources[start:start + batch_size]
+            ids, weights = model.greedy(vocab.batch(chunk).to(device), max_len)  # (B, max_len), (B, max_len, S)
+            predictions += [vocab.decode(row) for row in ids]
+            if weights is not None:
+                maps += [w[:, :len(text)].cpu() for w, text in zip(weights, chunk)]
     return predictions, (maps if maps else None)
 
 

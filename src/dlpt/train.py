@@ -8,6 +8,7 @@ degrades to a plain line every tenth of the run.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import sys
 import time
@@ -18,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dlpt.runtime import in_notebook
+from dlpt.runtime import device_of, in_notebook
 
 __all__ = [
     "fit",
@@ -27,6 +28,7 @@ __all__ = [
     "classification_loss",
     "accuracy",
     "mean_loss",
+    "evaluating",
 ]
 
 Batch = tuple[torch.Tensor, ...]
@@ -86,14 +88,27 @@ def classification_loss(model: nn.Module, batch: Batch) -> torch.Tensor:
     return F.cross_entropy(model(x), y)
 
 
-@torch.no_grad()
-def _predict(model: nn.Module, x: torch.Tensor, batch_size: int) -> torch.Tensor:
+@contextlib.contextmanager
+def evaluating(model: nn.Module) -> Iterator[nn.Module]:
+    """``with evaluating(model):`` runs the block in eval mode, then restores the model's mode.
+
+    Eval mode switches batch norm to its running statistics and turns dropout off; a helper
+    that measures a model must not leave it there, or the caller's next training step would
+    silently train in eval mode.
+    """
     was_training = model.training
     model.eval()
-    device = _device_of(model)
-    out = torch.cat([model(x[i : i + batch_size].to(device)).cpu() for i in range(0, len(x), batch_size)])
-    model.train(was_training)
-    return out
+    try:
+        yield model
+    finally:
+        model.train(was_training)
+
+
+@torch.no_grad()
+def _predict(model: nn.Module, x: torch.Tensor, batch_size: int) -> torch.Tensor:
+    device = device_of(model)
+    with evaluating(model):
+        return torch.cat([model(x[i : i + batch_size].to(device)).cpu() for i in range(0, len(x), batch_size)])
 
 
 def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1024) -> float:
@@ -104,11 +119,6 @@ def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int
 def mean_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1024) -> float:
     """Mean cross-entropy of ``model`` on ``x: (N, ...)``, ``y: (N,)``, in eval mode."""
     return F.cross_entropy(_predict(model, x, batch_size), y.cpu()).item()
-
-
-def _device_of(model: nn.Module) -> torch.device:
-    param = next(model.parameters(), None)
-    return param.device if param is not None else torch.device("cpu")
 
 
 def _tensor_batches(tensors: Batch, batch_size: int, generator: torch.Generator) -> Iterator[Batch]:
@@ -214,7 +224,7 @@ def fit(
         raise ValueError(f"on_nan must be 'raise' or 'stop', got {on_nan!r}")
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
-    device = torch.device(device) if device is not None else _device_of(model)
+    device = torch.device(device) if device is not None else device_of(model)
     model.to(device)
 
     if isinstance(data, torch.utils.data.DataLoader):
@@ -264,12 +274,9 @@ def fit(
             history.loss.append(value.item())
             progress_bar.update(step, history.loss[-1])
             if evaluate and (step % eval_every == 0 or step == steps):
-                with torch.no_grad():
-                    was_training = model.training
-                    model.eval()
+                with torch.no_grad(), evaluating(model):
                     for name, fn in evaluate.items():
                         history.metrics[name].append((step, float(fn(model))))
-                    model.train(was_training)
     finally:
         progress_bar.close()
         history.seconds = time.perf_counter() - start
