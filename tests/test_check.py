@@ -146,3 +146,61 @@ def test_compare_checks_tuples_element_by_element():
 def test_compare_flags_non_finite_values():
     with pytest.raises(Mismatch, match="non-finite"):
         compare(torch.tensor([1.0, float("nan")]), torch.tensor([1.0, 2.0]), inputs="i")
+
+
+# A second test exercise, checked by check_cases: centre a vector (x - mean).
+def _centre(x):
+    return x - x.mean()
+
+
+def _centre_by_first(x):
+    return x - x[0]
+
+
+_CENTRE_CASES = [("x = [1, 2, 3]", (torch.tensor([1.0, 2.0, 3.0]),)),
+                 ("x = [1, 5, 3, 7]", (torch.tensor([1.0, 5.0, 3.0, 7.0]),))]
+check.register(Exercise("testing.centre",
+                        lambda fn: check.check_cases(fn, _centre, _CENTRE_CASES, [(_centre_by_first, "first")]),
+                        _centre, [(_centre_by_first, "first")]))
+
+
+def test_check_cases_reports_an_input_changed_in_place():
+    def in_place(x):
+        x -= x.mean()
+        return x
+
+    with pytest.raises(ExerciseFailed, match="changed its input `x` in place"):
+        check.exercise("testing.centre", in_place)
+
+
+def test_check_cases_accepts_float64_and_a_python_number_for_a_scalar(capsys):
+    check.exercise("testing.centre", lambda x: x.double() - x.double().mean())
+    compare(2.0, torch.tensor(2.0), inputs="i")
+    compare(torch.tensor(2.0, dtype=torch.float64), torch.tensor(2.0), inputs="i")
+    with pytest.raises(Mismatch, match="dtype torch.int64, got torch.float32"):
+        compare(torch.tensor([2.0]), torch.tensor([2]), inputs="i")
+
+
+def test_a_hint_needs_the_mistake_on_every_case():
+    # Equal to the planted mistake on every case: the hint is given.
+    with pytest.raises(ExerciseFailed, match="Hint: first"):
+        check.exercise("testing.centre", _centre_by_first)
+
+    def like_the_mistake_once(x):  # the mistake's output on the first case, something else later
+        return x - x[0] if len(x) == 3 else x * 0
+
+    with pytest.raises(ExerciseFailed) as info:
+        check.exercise("testing.centre", like_the_mistake_once)
+    assert "Hint" not in str(info.value)
+
+
+def test_a_loop_that_catches_exceptions_cannot_make_the_check_hang():
+    def stubborn(x):
+        while True:
+            try:
+                __import__("time").sleep(10)
+            except Exception:
+                pass
+
+    with pytest.raises(ExerciseFailed, match="did not return within 0.3 s"):
+        check.exercise("testing.centre", stubborn, timeout=0.3)

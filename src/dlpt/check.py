@@ -11,7 +11,9 @@ names the chapter (``"practice.standardize"`` lives in ``dlpt.practice_exercises
 
 from __future__ import annotations
 
+import copy
 import importlib
+import inspect
 import signal
 import threading
 import traceback
@@ -113,7 +115,8 @@ class _NotAttempted(Exception):
     pass
 
 
-class _Hang(Exception):
+class _Hang(BaseException):
+    # Not an Exception: a reader's `try: ... except Exception:` inside a loop must not swallow it.
     pass
 
 
@@ -182,7 +185,8 @@ def _run_limited(fn: Callable, args: tuple, seconds: float) -> Any:
     """Run ``fn(*args)``; raise _Hang if it takes longer than ``seconds``."""
     if threading.current_thread() is threading.main_thread() and hasattr(signal, "setitimer"):
         previous = signal.signal(signal.SIGALRM, _raise_hang)
-        signal.setitimer(signal.ITIMER_REAL, seconds)
+        # Fires after `seconds`, then again every 0.1 s, in case the first one was swallowed.
+        signal.setitimer(signal.ITIMER_REAL, seconds, 0.1)
         try:
             return fn(*args)
         finally:
@@ -254,8 +258,20 @@ def _as_tensor(value: Any) -> torch.Tensor | None:
     if isinstance(value, torch.Tensor):
         return value
     if isinstance(value, (int, float, bool, np.ndarray, np.generic)):
-        return torch.as_tensor(value)
+        try:
+            return torch.as_tensor(value)
+        except (TypeError, RuntimeError):  # a numpy array of objects, say
+            return None
     return None
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+
+
+def _same_kind(a: torch.dtype, b: torch.dtype) -> bool:
+    """Equal dtypes, or two floating dtypes: a float64 answer to a float32 question is fine."""
+    return a == b or (a.is_floating_point and b.is_floating_point)
 
 
 def _close(a: torch.Tensor, b: torch.Tensor, atol: float, rtol: float) -> bool:
@@ -278,8 +294,11 @@ def compare(
     """Raise :class:`Mismatch` unless ``got`` equals ``expected`` (tensors, numbers, tuples).
 
     Checks, in order: the kind of value, the shape, the dtype, non-finite values, then the
-    values within ``atol + rtol * |expected|``. ``mistakes`` pairs the output a known wrong
-    answer would give on these inputs with a hint; a match adds the hint to the message.
+    values within ``atol + rtol * |expected|``. Any floating dtype is accepted where a
+    floating one is expected (a float64 answer is never rejected for being more precise),
+    and a Python or NumPy number where a 0-dimensional tensor is expected. ``mistakes``
+    pairs the output a known wrong answer would give on these inputs with a hint; a match
+    adds the hint to the message.
     """
     if isinstance(expected, tuple):
         if not isinstance(got, (tuple, list)) or len(got) != len(expected):
@@ -292,7 +311,8 @@ def compare(
             compare(g, e, inputs=inputs, what=f"{what}[{i}]", atol=atol, rtol=rtol,
                     check_dtype=check_dtype, mistakes=mistakes_i)
         return
-    if isinstance(expected, torch.Tensor) and not isinstance(got, torch.Tensor):
+    scalar = isinstance(expected, torch.Tensor) and expected.dim() == 0 and _is_number(got)
+    if isinstance(expected, torch.Tensor) and not isinstance(got, torch.Tensor) and not scalar:
         raise Mismatch(f"on {inputs}, {what} should be a torch tensor ({_describe(expected)}), "
                        f"got {_describe(got)}")
     want = _as_tensor(expected)
@@ -304,7 +324,7 @@ def compare(
             f"on {inputs}, {what} should have shape {tuple(want.shape)}, got shape {tuple(have.shape)}"
             + _hint(have, mistakes, atol, rtol)
         )
-    if check_dtype and isinstance(expected, torch.Tensor) and have.dtype != want.dtype:
+    if check_dtype and isinstance(expected, torch.Tensor) and not scalar and not _same_kind(have.dtype, want.dtype):
         raise Mismatch(f"on {inputs}, {what} should have dtype {want.dtype}, got {have.dtype}")
     if want.is_floating_point() or have.is_floating_point():
         bad = ~torch.isfinite(have.double()) & torch.isfinite(want.double())
@@ -340,7 +360,42 @@ def _hint(have: torch.Tensor, mistakes: Sequence[tuple[Any, str]], atol: float, 
 def _copy(value: Any) -> Any:
     if isinstance(value, torch.Tensor):
         return value.clone()
-    return list(value) if isinstance(value, list) else value
+    return copy.deepcopy(value) if isinstance(value, (list, dict)) else value
+
+
+def _in_float64(value: Any) -> Any:
+    if isinstance(value, torch.Tensor) and value.is_floating_point():
+        return value.double()
+    return value
+
+
+def _changed(before: Any, after: Any) -> bool:
+    """Whether an argument was modified in place by the reader's function."""
+    if isinstance(before, torch.Tensor):
+        return before.shape != after.shape or not torch.equal(before, after)
+    if isinstance(before, (list, dict)):
+        try:
+            return bool(before != after)
+        except RuntimeError:  # lists of tensors: compare them one by one
+            return len(before) != len(after) or any(_changed(b, a) for b, a in zip(before, after))
+    return False
+
+
+def _same(a: Any, b: Any, atol: float, rtol: float) -> bool:
+    """Whether two outputs agree, tuples element by element (used to recognize a known mistake)."""
+    if isinstance(b, tuple):
+        return isinstance(a, (tuple, list)) and len(a) == len(b) and all(
+            _same(x, y, atol, rtol) for x, y in zip(a, b))
+    x, y = _as_tensor(a), _as_tensor(b)
+    return x is not None and y is not None and _close(x, y, atol, rtol)
+
+
+def _names(solution: Callable, count: int) -> list[str]:
+    try:
+        names = list(inspect.signature(solution).parameters)
+    except (TypeError, ValueError):
+        names = []
+    return [names[i] if i < len(names) else f"argument {i + 1}" for i in range(count)]
 
 
 def check_cases(
@@ -348,24 +403,40 @@ def check_cases(
     solution: Callable,
     cases: Sequence[tuple[str, tuple]],
     mistakes: Sequence[tuple[Callable, str]] = (),
+    *,
+    reference_in_float64: bool = True,
     **compare_options: Any,
 ) -> int:
     """The usual checker: compare ``fn`` with ``solution`` on every case, naming known mistakes.
 
-    cases: ``(description, args)`` pairs; ``fn`` gets copies of the arguments, so it cannot
-    change what the solution sees. Each mistake's output on the same arguments is offered
-    to :func:`compare` as a hint (a mistake that would raise on them is skipped). Returns
-    the number of cases passed.
+    cases: ``(description, args)`` pairs. ``fn`` gets copies of the arguments and must not
+    change them (a change in place is reported). The expected output is the solution's on
+    float64 copies of floating-point arguments (``reference_in_float64``), so an answer
+    more accurate than float32 is never rejected. A mistake's hint is given only when
+    ``fn`` gives that mistake's output on *every* case, so a coincidence on one value never
+    misleads. Returns the number of cases passed.
     """
+    atol, rtol = compare_options.get("atol", 1e-5), compare_options.get("rtol", 1e-4)
+    outputs = []
     for inputs, args in cases:
-        got = call(fn, *[_copy(a) for a in args], inputs=inputs)
-        known = []
-        for wrong, hint in mistakes:
-            try:
-                known.append((wrong(*args), hint))
-            except Exception:  # this mistake would crash on these inputs: nothing to match here
-                continue
-        compare(got, solution(*args), inputs=inputs, mistakes=known, **compare_options)
+        given = [_copy(a) for a in args]
+        outputs.append(call(fn, *given, inputs=inputs))
+        for name, before, after in zip(_names(solution, len(args)), args, given):
+            if _changed(before, after):
+                raise Mismatch(f"on {inputs}, your function changed its input `{name}` in place; leave the "
+                               "inputs as they are and compute new tensors (y = x - m, not x -= m)")
+    known = []  # the mistakes fn reproduces on every case, with their outputs
+    for wrong, hint in mistakes:
+        try:
+            wrong_outputs = [wrong(*[_copy(a) for a in args]) for _, args in cases]
+        except Exception:  # this mistake would crash on some case: it cannot be what fn did
+            continue
+        if all(_same(got, w, atol, rtol) for got, w in zip(outputs, wrong_outputs)):
+            known.append((wrong_outputs, hint))
+    for i, ((inputs, args), got) in enumerate(zip(cases, outputs)):
+        reference_args = [_in_float64(a) for a in args] if reference_in_float64 else args
+        expected = solution(*reference_args)
+        compare(got, expected, inputs=inputs, mistakes=[(w[i], hint) for w, hint in known], **compare_options)
     return len(cases)
 
 

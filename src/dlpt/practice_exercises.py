@@ -71,7 +71,8 @@ _STANDARDIZE_MISTAKES = [
 
 def _check_standardize(fn) -> int:
     cases = [(inputs, (x_train, x_test)) for inputs, x_train, x_test in _standardize_cases()]
-    return check_cases(fn, practice.standardize, cases, _STANDARDIZE_MISTAKES, what="(train, test)", atol=1e-4)
+    # A feature of standard deviation 0.01 around 100 loses three digits to float32 rounding.
+    return check_cases(fn, practice.standardize, cases, _STANDARDIZE_MISTAKES, what="(train, test)", atol=5e-3)
 
 
 register(Exercise("practice.standardize", _check_standardize, practice.standardize, _STANDARDIZE_MISTAKES))

@@ -38,8 +38,8 @@ def _check_embed(fn) -> int:
     cases = [
         ("tokens (2, 3) from a vocabulary of 4, weight (4, 4)",
          (torch.tensor([[0, 1, 3], [2, 2, 0]]), torch.randn(4, 4, generator=g))),
-        ("tokens (5,) from a vocabulary of 7, weight (7, 3)",
-         (torch.tensor([6, 0, 1, 1, 4]), torch.randn(7, 3, generator=g))),
+        ("tokens (5,) from a vocabulary of 7, weight (7, 9)",
+         (torch.tensor([6, 0, 1, 1, 4]), torch.randn(7, 9, generator=g))),
     ]
     return check_cases(fn, sequences.embed_one_hot, cases, _EMBED_MISTAKES, what="the embeddings")
 
