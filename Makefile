@@ -9,13 +9,14 @@ VENV ?= .venv
 TORCH ?= torch==2.13.0
 TORCH_PIP_FLAGS ?=
 JOBS ?= 2
+GPU_JOBS ?= 8
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # Every process below (tests, notebook kernels, the book's executor) refuses the network.
 OFFLINE := PYTHONPATH=$(CURDIR)/tests/offline
 SPHINX_STRICT := -W -n --keep-going
 
-.PHONY: setup book test lint pytest book-check timings gpu clean
+.PHONY: setup book test lint pytest book-check timings seeds gpu clean
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -56,10 +57,18 @@ book-check: $(STAMP)
 timings: $(STAMP)
 	$(OFFLINE) MPLBACKEND=Agg $(BIN)/python tools/run_notebooks.py --record cpu
 
-# Every notebook on a CUDA machine that has PyTorch and dlpt's dependencies but no Jupyter:
-# code cells run in order in one Python process per notebook. Records the README's GPU column.
+# Every notebook for DLPT_SEED 0-4 at DLPT_SCALE 1 and 4, $(JOBS) at a time, every claim checked;
+# the figures go to results/claims.json and the book's page results.md (about 2 h on 2 cores).
+seeds: $(STAMP)
+	$(OFFLINE) MPLBACKEND=Agg $(BIN)/python tools/run_notebooks.py --seeds 0-4 --scales 1,4 --jobs $(JOBS) \
+		--record-claims cpu
+
+# The same sweep on a CUDA machine that has PyTorch and dlpt's dependencies but no Jupyter (code
+# cells run in order in one Python process per notebook), $(GPU_JOBS) runs at a time. Records the
+# README's GPU column (each notebook's seed-0 run at scale 1) and the GPU's figures in results.md.
 gpu:
-	PYTHONPATH=$(CURDIR)/src MPLBACKEND=Agg $(PYTHON) tools/run_notebooks.py --record gpu --require-cuda
+	PYTHONPATH=$(CURDIR)/src MPLBACKEND=Agg $(PYTHON) tools/run_notebooks.py --seeds 0-4 --scales 1,4 \
+		--jobs $(GPU_JOBS) --record gpu --record-claims gpu --require-cuda
 
 clean:
 	rm -rf _build

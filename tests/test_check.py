@@ -204,3 +204,19 @@ def test_a_loop_that_catches_exceptions_cannot_make_the_check_hang():
 
     with pytest.raises(ExerciseFailed, match="did not return within 0.3 s"):
         check.exercise("testing.centre", stubborn, timeout=0.3)
+
+
+def test_an_operation_torch_does_not_implement_is_a_wrong_answer_not_a_stub():
+    def uses_bitwise_and_on_floats(x):
+        return x & x  # torch: NotImplementedError with a message
+
+    with pytest.raises(ExerciseFailed, match="raised NotImplementedError"):
+        check.exercise("testing.centre", uses_bitwise_and_on_floats)
+
+
+def test_the_failing_line_is_the_readers_not_torchs():
+    def broken(x):
+        return torch.nn.functional.linear(x, torch.ones(5, 5))  # wrong shape inside torch
+
+    with pytest.raises(ExerciseFailed, match=r"at line \d+: return torch.nn.functional.linear"):
+        check.exercise("testing.centre", broken)

@@ -9,7 +9,7 @@ only the past: by padding on the left (:class:`CausalConv1d`), by masking a kern
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -28,16 +28,19 @@ __all__ = [
     "logistic_bin_probability",
     "discretized_logistic_mixture_log_prob",
     "WaveNet",
+    "generate",
     "pixelcnn_mask",
     "MaskedConv2d",
     "PixelCNN",
     "vertical_stack_mask",
     "horizontal_stack_mask",
+    "GatedPixelLayer",
     "GatedPixelCNN",
     "sample_pixels",
     "MultiscalePixelModel",
     "multiscale_evaluations",
     "CausalSelfAttention",
+    "causal_self_attention",
     "TransformerLM",
     "CausalConvLM",
     "sinusoidal_positions",
@@ -198,14 +201,37 @@ class WaveNet(nn.Module):
         With ``window`` each call sees only the last receptive-field steps, all it can use;
         without it each call recomputes the whole history, as a naive loop would.
         """
-        x = prompt
+        reach = self.receptive_field if window else prompt.shape[1] + n  # the whole history
+        return generate(lambda x: self(x)[:, :, -1] / temperature, prompt, n, reach, generator)
+
+
+def generate(next_logits: Callable[[torch.Tensor], torch.Tensor], prompt: torch.Tensor, n: int,
+             receptive_field: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    """The sampling loop of any autoregressive sequence model: the chain rule run forwards.
+
+    ``next_logits(x)`` maps a window x (B, L) int64 to logits (B, V) of the step after it.
+    Starting from ``prompt`` (B, T0) int64, T0 >= 1, each of the n steps feeds the last
+    ``receptive_field`` steps only (all a model with that receptive field can use), draws
+    x_{t+1} ~ softmax(logits) with ``torch.multinomial(probs, 1, generator=generator)``, one
+    independent draw per row, and appends it. Returns (B, T0 + n) int64, the prompt first.
+    ``WaveNet.generate`` is this loop with ``next_logits = lambda x: model(x)[:, :, -1]``.
+    """
+    if prompt.dim() != 2 or prompt.shape[1] < 1 or prompt.dtype != torch.int64:
+        raise ValueError(f"expected an int64 prompt of shape (B, T0) with T0 >= 1, got {prompt.dtype} "
+                         f"{tuple(prompt.shape)}")
+    if receptive_field < 1 or n < 0:
+        raise ValueError(f"need receptive_field >= 1 and n >= 0, got {receptive_field} and {n}")
+    x = prompt
+    with torch.no_grad():
         for _ in range(n):
-            context = x[:, -self.receptive_field:] if window else x  # (B, <= receptive field)
-            logits = self(context)[:, :, -1] / temperature  # (B, levels): the next sample's
+            logits = next_logits(x[:, -receptive_field:])  # (B, V): the next step's scores
+            if logits.dim() != 2 or logits.shape[0] != x.shape[0]:
+                raise ValueError(f"next_logits must return logits of shape (B, V) = ({x.shape[0]}, V), "
+                                 f"got {tuple(logits.shape)}")
             probs = torch.softmax(logits, dim=-1)
-            next_level = torch.multinomial(probs, 1, generator=generator)  # (B, 1)
-            x = torch.cat([x, next_level], dim=1)
-        return x
+            next_step = torch.multinomial(probs, 1, generator=generator)  # (B, 1), one draw per row
+            x = torch.cat([x, next_step], dim=1)
+    return x
 
 
 def pixelcnn_mask(kernel_size: int, mask_type: str) -> torch.Tensor:
@@ -347,8 +373,15 @@ def _gate(features: torch.Tensor) -> torch.Tensor:
     return torch.tanh(a) * torch.sigmoid(b)  # (B, C, H, W)
 
 
-class _GatedPixelLayer(nn.Module):
-    """One layer of the gated PixelCNN: the vertical stack, and the horizontal stack fed by it."""
+class GatedPixelLayer(nn.Module):
+    """One layer of the gated PixelCNN: v, h (B, C_in, H, W) -> v', h' (B, C, H, W).
+
+    The vertical stack reads the rows above (a (k, k) masked convolution); the horizontal
+    stack reads the pixels to the left in the row (a (1, k) masked one) plus, through a 1x1
+    convolution, the vertical stack's features at the same place; both pass through
+    WaveNet's gated unit tanh(a) * sigmoid(b). ``first``: the layer that reads the image,
+    whose masks hide the centre row and the centre pixel.
+    """
 
     def __init__(self, in_channels: int, channels: int, kernel_size: int, first: bool):
         super().__init__()
@@ -381,7 +414,7 @@ class GatedPixelCNN(nn.Module):
     def __init__(self, channels: int = 16, num_layers: int = 3, kernel_size: int = 3):
         super().__init__()
         self.layers = nn.ModuleList(
-            _GatedPixelLayer(1 if i == 0 else channels, channels, kernel_size, first=i == 0)
+            GatedPixelLayer(1 if i == 0 else channels, channels, kernel_size, first=i == 0)
             for i in range(num_layers)
         )
         self.head = nn.Sequential(nn.ReLU(), nn.Conv2d(channels, channels, 1), nn.ReLU(), nn.Conv2d(channels, 1, 1))
@@ -511,13 +544,40 @@ class CausalSelfAttention(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() != 3 or x.shape[-1] != self.embed_dim:
             raise ValueError(f"expected x of shape (B, T, {self.embed_dim}), got {tuple(x.shape)}")
-        B, T, D = x.shape
-        h, d = self.num_heads, D // self.num_heads
-        qkv = self.qkv(x).view(B, T, 3, h, d)  # queries, keys, values, each cut into h heads
-        q, k, v = qkv.permute(2, 0, 3, 1, 4)  # each (B, h, T, d): a head is one more batch dimension
-        context, self.weights = attention(q, k, v, causal_mask(T, x.device))  # (B, h, T, d), (B, h, T, T)
-        context = context.transpose(1, 2).reshape(B, T, D)  # (B, T, h * d): the heads side by side
-        return self.proj(context)
+        out, self.weights = _self_attention(x, self.qkv.weight, self.qkv.bias, self.proj.weight, self.proj.bias,
+                                            self.num_heads)
+        return out
+
+
+def causal_self_attention(x: torch.Tensor, qkv_weight: torch.Tensor, qkv_bias: torch.Tensor | None,
+                          proj_weight: torch.Tensor, proj_bias: torch.Tensor | None, num_heads: int) -> torch.Tensor:
+    """Masked multi-head self-attention as a function: what :class:`CausalSelfAttention` computes.
+
+    x: (B, T, D); qkv_weight (3D, D) and qkv_bias (3D,) map x to [q | k | v], each (B, T, D)
+    split into ``num_heads`` heads of d = D / num_heads; each head attends with
+    softmax(q k^T / sqrt(d)) masked by :func:`causal_mask`; the heads' outputs, side by
+    side in head order, go through proj_weight (D, D) and proj_bias (D,). Returns (B, T, D).
+    """
+    if x.dim() != 3:
+        raise ValueError(f"expected x of shape (B, T, D), got {tuple(x.shape)}")
+    B, T, D = x.shape
+    if D % num_heads:
+        raise ValueError(f"D ({D}) must be divisible by num_heads ({num_heads})")
+    if qkv_weight.shape != (3 * D, D) or proj_weight.shape != (D, D):
+        raise ValueError(f"expected qkv_weight of shape (3D, D) = ({3 * D}, {D}) and proj_weight ({D}, {D}), got "
+                         f"{tuple(qkv_weight.shape)} and {tuple(proj_weight.shape)}")
+    return _self_attention(x, qkv_weight, qkv_bias, proj_weight, proj_bias, num_heads)[0]
+
+
+def _self_attention(x, qkv_weight, qkv_bias, proj_weight, proj_bias, num_heads):
+    """:func:`causal_self_attention`, also returning the attention weights (B, heads, T, T)."""
+    B, T, D = x.shape
+    d = D // num_heads
+    qkv = F.linear(x, qkv_weight, qkv_bias).view(B, T, 3, num_heads, d)  # [q | k | v], each cut into heads
+    q, k, v = qkv.permute(2, 0, 3, 1, 4)  # each (B, heads, T, d): a head is one more batch dimension
+    context, weights = attention(q, k, v, causal_mask(T, x.device))  # (B, heads, T, d), (B, heads, T, T)
+    context = context.transpose(1, 2).reshape(B, T, D)  # (B, T, heads * d): the heads side by side
+    return F.linear(context, proj_weight, proj_bias), weights
 
 
 def sinusoidal_positions(T: int, embed_dim: int) -> torch.Tensor:

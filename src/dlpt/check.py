@@ -222,10 +222,15 @@ def _describe(value: Any) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
+def _is_library(filename: str) -> bool:
+    path = filename.replace("\\", "/")
+    return "/dlpt/" in path or "/site-packages/" in path or "/lib/python" in path or path.startswith("<frozen")
+
+
 def _reader_frame(exc: BaseException) -> str:
-    """The innermost traceback line that lies outside dlpt: where the reader's code broke."""
+    """The innermost traceback line in the reader's own code (not dlpt's, torch's or Python's)."""
     frames = traceback.extract_tb(exc.__traceback__)
-    mine = [f for f in frames if "/dlpt/" not in f.filename.replace("\\", "/")]
+    mine = [f for f in frames if not _is_library(f.filename)]
     if not mine:
         return ""
     f = mine[-1]
@@ -241,8 +246,12 @@ def call(fn: Callable, *args: Any, inputs: str) -> Any:
     """
     try:
         return _run_limited(fn, args, _TIMEOUT[0])
-    except NotImplementedError:
-        raise _NotAttempted() from None
+    except NotImplementedError as exc:
+        if not str(exc):  # the stub's bare `raise NotImplementedError`
+            raise _NotAttempted() from None
+        raise Mismatch(  # an operation torch does not implement, e.g. for that dtype
+            f"your function raised NotImplementedError: {exc}{_reader_frame(exc)} on {inputs}"
+        ) from None
     except _Hang:
         raise Mismatch(
             f"your function did not return within {_TIMEOUT[0]:g} s on {inputs}; "
@@ -423,8 +432,9 @@ def check_cases(
         outputs.append(call(fn, *given, inputs=inputs))
         for name, before, after in zip(_names(solution, len(args)), args, given):
             if _changed(before, after):
+                example = "y = x - m, not x -= m" if isinstance(before, torch.Tensor) else "work on a copy"
                 raise Mismatch(f"on {inputs}, your function changed its input `{name}` in place; leave the "
-                               "inputs as they are and compute new tensors (y = x - m, not x -= m)")
+                               f"inputs as they are ({example})")
     known = []  # the mistakes fn reproduces on every case, with their outputs
     for wrong, hint in mistakes:
         try:

@@ -38,6 +38,10 @@ __all__ = [
     "MLP1d",
     "ConvNet1d",
     "GRUClassifier",
+    "shuffled_mlp",
+    "batch_norm",
+    "dense_block_forward",
+    "he_std",
 ]
 
 
@@ -445,3 +449,75 @@ class GRUClassifier(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         states, _ = self.gru(x[:, :, None])  # (B, 40, hidden_size)
         return self.readout(states.flatten(1))
+
+
+# --------------------------------------------------------------------------- exercises' references
+
+
+def shuffled_mlp(model: MLP1d, permutation: torch.Tensor) -> MLP1d:
+    """A new :class:`MLP1d` that gives on ``x[:, permutation]`` the logits ``model`` gives on ``x``.
+
+    The identity behind the shuffled-positions experiment: permuting the inputs of a fully
+    connected network is the same as permuting the columns of its first weight matrix
+    (:func:`permuted_input_weights`). model: an ``MLP1d`` with ``length`` inputs,
+    permutation: ``(length,)``. Every other parameter is copied unchanged; ``model`` itself
+    is left as it was, and the new model shares no tensor with it.
+    """
+    first = model.net[0]
+    if permutation.shape != (first.in_features,):
+        raise ValueError(f"expected a permutation of shape ({first.in_features},) for a model with "
+                         f"{first.in_features} inputs, got shape {tuple(permutation.shape)}")
+    moved = copy.deepcopy(model)
+    with torch.no_grad():
+        moved.net[0].weight.copy_(permuted_input_weights(first.weight, permutation))
+    return moved
+
+
+def batch_norm(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
+    """Batch normalization in training mode (Ioffe and Szegedy, 2015), ``x: (B, C, H, W)`` -> same shape.
+
+    ``y[b, c, h, w] = weight[c] * (x[b, c, h, w] - mean_c) / sqrt(var_c + eps) + bias[c]``, with
+    ``mean_c`` and the biased variance ``var_c`` of channel c taken over the batch and all
+    positions (B, H, W). weight, bias: ``(C,)``. Equals
+    ``F.batch_norm(x, None, None, weight, bias, training=True, eps=eps)``.
+    """
+    if x.dim() != 4 or weight.shape != (x.shape[1],) or bias.shape != (x.shape[1],):
+        raise ValueError(f"expected x: (B, C, H, W), weight: (C,) and bias: (C,); got x {tuple(x.shape)}, "
+                         f"weight {tuple(weight.shape)} and bias {tuple(bias.shape)}")
+    mean = x.mean(dim=(0, 2, 3), keepdim=True)  # (1, C, 1, 1)
+    var = (x - mean).square().mean(dim=(0, 2, 3), keepdim=True)  # biased: divided by B * H * W
+    return (x - mean) / torch.sqrt(var + eps) * weight[:, None, None] + bias[:, None, None]
+
+
+def dense_block_forward(x: torch.Tensor, layers: Sequence[nn.Module]) -> torch.Tensor:
+    """The forward pass of a dense block (Huang et al., 2017), written out from its layers.
+
+    x: (B, C, H, W); ``layers``: a :class:`DenseBlock`'s ``.layers``, layer l mapping
+    ``C + l * k`` channels to ``k``. Layer l is fed the concatenation, along the channels,
+    of x and the outputs of all layers before it; the result is the concatenation of x and
+    every layer's output, ``(B, C + len(layers) * k, H, W)``. Equals ``DenseBlock.forward``.
+    """
+    if x.dim() != 4:
+        raise ValueError(f"expected x: (B, C, H, W), got shape {tuple(x.shape)}")
+    features = [x]
+    for layer in layers:
+        features.append(layer(torch.cat(features, dim=1)))
+    return torch.cat(features, dim=1)
+
+
+def he_std(shape: Sequence[int]) -> float:
+    """The standard deviation of He initialization (He et al., 2015) for a weight of this shape.
+
+    ``sqrt(2 / fan_in)``, where ``fan_in`` is the number of inputs one output sums: ``C_in * kH * kW``
+    for a convolution's weight ``(C_out, C_in, kH, kW)``, ``in`` for a linear layer's ``(out, in)``.
+    With it, a layer followed by a ReLU keeps the variance of the signal; it is the standard
+    deviation ``nn.init.kaiming_normal_(w, nonlinearity="relu")`` draws with.
+    """
+    shape = tuple(shape)
+    if len(shape) < 2 or any(int(n) < 1 for n in shape):
+        raise ValueError(f"expected a weight shape (C_out, C_in, *kernel) or (out, in) of positive sizes, "
+                         f"got {shape}")
+    fan_in = 1
+    for n in shape[1:]:
+        fan_in *= int(n)
+    return (2.0 / fan_in) ** 0.5

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -21,6 +22,8 @@ __all__ = [
     "log_uniform",
     "grid_points",
     "random_points",
+    "tune_and_test",
+    "train_step",
 ]
 
 
@@ -129,3 +132,49 @@ def random_points(
     """``n`` trials, each hyperparameter drawn log-uniformly and independently from its range."""
     columns = {name: log_uniform(lo, hi, n, generator).tolist() for name, (lo, hi) in space.items()}
     return [{name: columns[name][i] for name in space} for i in range(n)]
+
+
+def tune_and_test(
+    candidates: Sequence[Any],
+    validate: Callable[[Any], float],
+    test: Callable[[Any], float],
+) -> tuple[Any, float]:
+    """The honest protocol: choose on validation, then measure the choice once on the test set.
+
+    candidates: a non-empty sequence of C hyperparameter values (numbers, strings, dicts...).
+    ``validate(c)`` trains with ``c`` and returns its validation score (higher is better);
+    ``test(c)`` returns its test score. Returns ``(best, test(best))``: the first candidate
+    with the highest validation score, and its test score. ``validate`` is called once per
+    candidate and ``test`` exactly once: a test score that takes part in the choice is
+    no longer an unbiased estimate of how the chosen model does on new data.
+    """
+    if len(candidates) == 0:
+        raise ValueError("candidates must be a non-empty list of C >= 1 values, got an empty one")
+    scores = [float(validate(c)) for c in candidates]  # (C,)
+    best = candidates[scores.index(max(scores))]  # index() finds the first of equal scores
+    return best, float(test(best))
+
+
+def train_step(
+    model: nn.Module,
+    batch: Any,
+    loss_fn: Callable[[nn.Module, Any], torch.Tensor],
+    optimizer: torch.optim.Optimizer,
+) -> float:
+    """One step of gradient descent, the body of every training loop; returns the loss.
+
+    batch: what ``loss_fn(model, batch)`` takes, e.g. ``(x: (B, ...), y: (B,))``; loss_fn
+    returns a scalar (0-d) tensor, as the ``loss`` of :func:`dlpt.train.fit` does. The order
+    matters: ``backward`` *adds* to every ``.grad``, so the gradients left from before are
+    zeroed first; then the loss, its gradient ``dL/dθ``, and the optimizer's update of θ.
+    Returns ``loss.item()``, a Python float: a list of loss tensors would keep every
+    step's graph alive.
+    """
+    optimizer.zero_grad()
+    loss = loss_fn(model, batch)
+    if not isinstance(loss, torch.Tensor) or loss.dim() != 0:
+        got = f"shape {tuple(loss.shape)}" if isinstance(loss, torch.Tensor) else type(loss).__name__
+        raise ValueError(f"loss_fn must return a scalar tensor of shape (), got {got}; average over the batch")
+    loss.backward()
+    optimizer.step()
+    return loss.item()

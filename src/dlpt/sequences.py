@@ -37,6 +37,9 @@ __all__ = [
     "fit_seq2seq",
     "translate",
     "accuracy_by_length",
+    "closing_brackets",
+    "clip_grad_norm",
+    "content_addressing",
 ]
 
 
@@ -459,3 +462,63 @@ def accuracy_by_length(predictions: list[str], targets: list[str],
         tokens = [sum(a == b for a, b in zip(p, t)) / len(t) for p, t in pairs]
         result["per-token"].append(sum(tokens) / len(tokens))
     return result
+
+
+# --------------------------------------------------------------------------- more blocks, written as exercises
+
+
+def closing_brackets(text: str) -> list[tuple[int, int]]:
+    """Every matched ``)`` of ``text`` as ``(i, i - j)``: its index and the distance back to its ``(`` at j.
+
+    Brackets nest, so a ``)`` closes the most recent ``(`` that is still open (a stack of
+    open positions, popped at each ``)``). A ``)`` with no open ``(`` before it is skipped,
+    and so is a ``(`` that is never closed. The pairs come in the order of their ``)``.
+    """
+    if not isinstance(text, str):
+        raise TypeError(f"text must be a str, got {type(text).__name__}")
+    found, open_at = [], []
+    for i, ch in enumerate(text):
+        if ch == "(":
+            open_at.append(i)
+        elif ch == ")" and open_at:
+            found.append((i, i - open_at.pop()))
+    return found
+
+
+def clip_grad_norm(grads: list[torch.Tensor], max_norm: float) -> list[torch.Tensor]:
+    """Gradient clipping by the global norm (Pascanu et al., 2013), without changing ``grads``.
+
+    grads: a list of tensors of any shapes. Their global norm is the norm of all their
+    entries together, ``sqrt(sum_i ||g_i||^2)``. Returns new tensors ``g_i * min(1, max_norm
+    / norm)``: unchanged when the norm is at most ``max_norm``, else all scaled by the same
+    factor, so the whole gradient keeps its direction and gets the norm ``max_norm``.
+    ``torch.nn.utils.clip_grad_norm_`` does the same in place on the parameters' ``.grad``.
+    """
+    if not isinstance(grads, (list, tuple)) or not all(isinstance(g, torch.Tensor) for g in grads):
+        raise TypeError("grads must be a list of tensors")
+    if not max_norm > 0:
+        raise ValueError(f"max_norm must be positive, got {max_norm}")
+    norm = math.sqrt(sum(float(torch.linalg.vector_norm(g)) ** 2 for g in grads))
+    scale = max_norm / norm if norm > max_norm else 1.0
+    return [g * scale for g in grads]
+
+
+def content_addressing(
+    query: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, beta: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Content-based addressing of a memory, as in neural Turing machines (Graves et al., 2014).
+
+    ``weights = softmax(beta * cos(query, keys))`` over the N memory slots and ``read =
+    weights @ values``. The cosine makes the lookup ignore the lengths of query and keys;
+    ``beta >= 0`` sharpens it (0: a uniform average, large: nearly the best slot only).
+    query: (D,) or (B, D), keys: (N, D), values: (N, Dv) -> (read (Dv,) or (B, Dv),
+    weights (N,) or (B, N)).
+    """
+    if query.dim() not in (1, 2) or keys.dim() != 2 or query.shape[-1] != keys.shape[-1]:
+        raise ValueError(f"expected query (D,) or (B, D) and keys (N, D), got {tuple(query.shape)} "
+                         f"and {tuple(keys.shape)}")
+    if values.dim() != 2 or values.shape[0] != keys.shape[0]:
+        raise ValueError(f"expected values (N, Dv) with N = {keys.shape[0]} slots, got {tuple(values.shape)}")
+    similarity = F.normalize(query, dim=-1) @ F.normalize(keys, dim=-1).T  # (..., N), in [-1, 1]
+    weights = torch.softmax(beta * similarity, dim=-1)
+    return weights @ values, weights
