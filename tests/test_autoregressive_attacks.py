@@ -243,63 +243,79 @@ def vertical_ok_arange(k, first):
     return (rows < k // 2 + (not first)).float()
 
 
-# =================================================================== receptive_field
+# ===================================================================== causal_conv1d
 
 
-def field_without_self(kernel_size, dilations):
-    return (kernel_size - 1) * sum(dilations)
+def conv_same_padding(x, weight, bias=None, dilation=1):
+    return F.conv1d(x, weight, bias, padding="same", dilation=dilation)
 
 
-def field_full_kernel(kernel_size, dilations):
-    return 1 + kernel_size * sum(dilations)
+def conv_pad_right(x, weight, bias=None, dilation=1):
+    return F.conv1d(F.pad(x, (0, (weight.shape[-1] - 1) * dilation)), weight, bias, dilation=dilation)
 
 
-def field_largest(kernel_size, dilations):
-    return 1 + (kernel_size - 1) * max(dilations)
+def conv_crop_last(x, weight, bias=None, dilation=1):
+    left = (weight.shape[-1] - 1) * dilation
+    return F.conv1d(x, weight, bias, padding=left, dilation=dilation)[..., -x.shape[-1]:]
 
 
-def field_ignores_kernel(kernel_size, dilations):
-    return 1 + sum(dilations)
+def conv_pad_without_dilation(x, weight, bias=None, dilation=1):
+    return F.conv1d(F.pad(x, (weight.shape[-1] - 1, 0)), weight, bias, dilation=dilation)
 
 
-def field_power_of_two(kernel_size, dilations):
-    return 2 ** len(dilations)
+def conv_no_bias(x, weight, bias=None, dilation=1):
+    return F.conv1d(F.pad(x, ((weight.shape[-1] - 1) * dilation, 0)), weight, None, dilation=dilation)
 
 
-def field_largest_times_layers(kernel_size, dilations):
-    return 1 + (kernel_size - 1) * max(dilations) * len(dilations)
+def conv_pad_k(x, weight, bias=None, dilation=1):  # one zero too many
+    return F.conv1d(F.pad(x, (weight.shape[-1] * dilation, 0)), weight, bias, dilation=dilation)
 
 
-def field_skips_first_layer(kernel_size, dilations):
-    return 1 + sum((kernel_size - 1) * d for d in dilations[1:])
+def conv_ignores_dilation(x, weight, bias=None, dilation=1):
+    left = (weight.shape[-1] - 1) * dilation
+    return F.conv1d(F.pad(x, (left, 0)), weight, bias)[..., -x.shape[-1]:]
 
 
-def field_changes_the_list(kernel_size, dilations):
-    dilations.insert(0, 0)
-    return 1 + (kernel_size - 1) * sum(dilations)
+def conv_flipped_kernel(x, weight, bias=None, dilation=1):
+    left = (weight.shape[-1] - 1) * dilation
+    return F.conv1d(F.pad(x, (left, 0)), weight.flip(-1), bias, dilation=dilation)
 
 
-def field_kernel_times_sum(kernel_size, dilations):
-    return kernel_size * sum(dilations)
+def conv_pads_in_place(x, weight, bias=None, dilation=1):  # right values, but x is scaled and restored wrong
+    x.mul_(1.0)
+    x[..., 0] = 0.0
+    return F.conv1d(F.pad(x, ((weight.shape[-1] - 1) * dilation, 0)), weight, bias, dilation=dilation)
 
 
-def field_ok_loop(kernel_size, dilations):
-    field = 1
-    for d in dilations:
-        field += (kernel_size - 1) * d
-    return field
+def conv_float32_cast(x, weight, bias=None, dilation=1):  # right in float32, wrong for float64 inputs
+    left = (weight.shape[-1] - 1) * dilation
+    out = F.conv1d(F.pad(x.float(), (left, 0)), weight.float(), None if bias is None else bias.float(),
+                   dilation=dilation)
+    return out.half().to(x.dtype)
 
 
-def field_ok_float(kernel_size, dilations):
-    return 1.0 + (kernel_size - 1) * float(sum(dilations))
+def conv_ok_padding_then_crop(x, weight, bias=None, dilation=1):
+    left = (weight.shape[-1] - 1) * dilation
+    return F.conv1d(x, weight, bias, padding=left, dilation=dilation)[..., : x.shape[-1]]
 
 
-def field_ok_numpy(kernel_size, dilations):
-    return np.int64(1 + (kernel_size - 1) * np.sum(dilations))
+def conv_ok_loop(x, weight, bias=None, dilation=1):
+    B, _, T = x.shape
+    out = torch.zeros(B, weight.shape[0], T, dtype=x.dtype)
+    k = weight.shape[-1]
+    for t in range(T):
+        for j in range(k):
+            s = t - (k - 1 - j) * dilation
+            if s >= 0:
+                out[:, :, t] += x[:, :, s] @ weight[:, :, j].T
+    return out if bias is None else out + bias[:, None]
 
 
-def field_ok_tensor(kernel_size, dilations):
-    return 1 + (kernel_size - 1) * torch.tensor(dilations).sum()
+def conv_ok_unfold(x, weight, bias=None, dilation=1):
+    left = (weight.shape[-1] - 1) * dilation
+    windows = F.pad(x, (left, 0)).unfold(-1, left + 1, 1)[..., ::dilation]  # (B, C_in, T, k)
+    out = torch.einsum("bctk,ock->bot", windows, weight)
+    return out if bias is None else out + bias[:, None]
 
 
 # ===================================================================== mu_law_encode
@@ -1042,15 +1058,16 @@ WRONG = [
     ("vertical_stack_mask", vertical_pixelcnn_like, "this is the PixelCNN mask"),
     ("vertical_stack_mask", vertical_columns, "rows, not columns"),
     ("vertical_stack_mask", vertical_everything, "the mask is wrong"),
-    ("receptive_field", field_without_self, "start from 1"),
-    ("receptive_field", field_full_kernel, "k - 1 steps back"),
-    ("receptive_field", field_largest, "not the largest dilation"),
-    ("receptive_field", field_ignores_kernel, "the kernel size matters"),
-    ("receptive_field", field_power_of_two, "is wrong"),
-    ("receptive_field", field_largest_times_layers, "is wrong"),
-    ("receptive_field", field_skips_first_layer, "is wrong"),
-    ("receptive_field", field_changes_the_list, "changed its input `dilations` in place"),
-    ("receptive_field", field_kernel_times_sum, "is wrong"),
+    ("causal_conv1d", conv_same_padding, "padding on both sides"),
+    ("causal_conv1d", conv_pad_right, "each output reads the steps after it"),
+    ("causal_conv1d", conv_crop_last, "each output reads the steps after it"),
+    ("causal_conv1d", conv_pad_without_dilation, "reaches (k - 1) * dilation steps back"),
+    ("causal_conv1d", conv_no_bias, "the bias is missing"),
+    ("causal_conv1d", conv_pad_k, "should have shape"),
+    ("causal_conv1d", conv_ignores_dilation, "is wrong"),
+    ("causal_conv1d", conv_flipped_kernel, "is wrong"),
+    ("causal_conv1d", conv_pads_in_place, "changed its input `x` in place"),
+    ("causal_conv1d", conv_float32_cast, "is wrong"),
     ("mu_law_encode", mu_floor, "do not floor"),
     ("mu_law_encode", mu_plus_one, "not mu + 1"),
     ("mu_law_encode", mu_buckets, "not equal buckets"),
@@ -1144,10 +1161,9 @@ CORRECT = [
     ("pixelcnn_mask", pixel_ok_bool_then_float),
     ("vertical_stack_mask", vertical_ok_loop),
     ("vertical_stack_mask", vertical_ok_arange),
-    ("receptive_field", field_ok_loop),
-    ("receptive_field", field_ok_float),
-    ("receptive_field", field_ok_numpy),
-    ("receptive_field", field_ok_tensor),
+    ("causal_conv1d", conv_ok_padding_then_crop),
+    ("causal_conv1d", conv_ok_loop),
+    ("causal_conv1d", conv_ok_unfold),
     ("mu_law_encode", mu_ok_float64),
     ("mu_law_encode", mu_ok_half_up),
     ("mu_law_encode", mu_ok_clamp_levels),
@@ -1281,3 +1297,17 @@ def test_checks_leave_the_global_random_state_alone():
     for name in ("causal_self_attention", "generate", "sample_pixels", "mu_law_encode", "logistic_bin_probability"):
         check.exercise(f"autoregressive.{name}", check.registry("autoregressive")[f"autoregressive.{name}"].solution)
     assert torch.equal(state, torch.get_rng_state())
+
+
+def test_generate_with_top_k_filtering_is_rejected():
+    def top_k(next_logits, prompt, n, receptive_field, generator):
+        x = prompt
+        for _ in range(n):
+            logits = next_logits(x[:, -receptive_field:])
+            values, index = logits.topk(min(4, logits.shape[-1]), -1)
+            chosen = torch.multinomial(torch.softmax(values, -1), 1, generator=generator)
+            x = torch.cat([x, index.gather(1, chosen)], 1)
+        return x
+
+    with pytest.raises(ExerciseFailed, match="far from p"):
+        check.exercise("autoregressive.generate", top_k)

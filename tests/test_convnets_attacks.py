@@ -1005,3 +1005,25 @@ def _stubborn(*args):
 def test_a_loop_that_swallows_every_error_does_not_hang_the_check(name, fn):
     with pytest.raises(ExerciseFailed, match="did not return within 0.3 s"):
         check.exercise(name, fn, timeout=0.3)
+
+
+def test_iou_with_one_empty_mask_is_zero_not_one():
+    def one_empty_is_perfect(predicted, target):
+        predicted, target = predicted.bool(), target.bool()
+        if predicted.sum() == 0:
+            return 1.0
+        return (predicted & target).sum().item() / (predicted | target).sum().item()
+
+    with pytest.raises(ExerciseFailed, match="an empty prediction"):
+        check.exercise("convnets.iou", one_empty_is_perfect)
+
+
+def test_a_float32_result_for_float64_inputs_is_rejected():
+    def pooled_in_float32(x, kernel_size):
+        b, c, h, w = x.shape
+        kernel = torch.full((1, 1, kernel_size, kernel_size), 1.0 / kernel_size**2)
+        out = F.conv2d(x.float().reshape(b * c, 1, h, w), kernel, stride=kernel_size)
+        return out.reshape(b, c, h // kernel_size, w // kernel_size)
+
+    with pytest.raises(ExerciseFailed, match="the result should be float64 too"):
+        check.exercise("convnets.avg_pool2d", pooled_in_float32)

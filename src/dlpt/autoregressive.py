@@ -22,6 +22,7 @@ from dlpt.sequences import attention
 __all__ = [
     "causal_mask",
     "CausalConv1d",
+    "causal_conv1d",
     "receptive_field",
     "mu_law_encode",
     "mu_law_decode",
@@ -41,6 +42,7 @@ __all__ = [
     "multiscale_evaluations",
     "CausalSelfAttention",
     "causal_self_attention",
+    "TransformerBlock",
     "TransformerLM",
     "CausalConvLM",
     "sinusoidal_positions",
@@ -67,12 +69,26 @@ class CausalConv1d(nn.Module):
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, dilation: int = 1):
         super().__init__()
-        self.in_channels, self.left = in_channels, (kernel_size - 1) * dilation
+        self.in_channels = in_channels
         self.conv = nn.Conv1d(in_channels, out_channels, kernel_size, dilation=dilation)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         _check_input(x, self.in_channels, "B, C, T")
-        return self.conv(F.pad(x, (self.left, 0)))
+        return causal_conv1d(x, self.conv.weight, self.conv.bias, self.conv.dilation[0])
+
+
+def causal_conv1d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None,
+                  dilation: int = 1) -> torch.Tensor:
+    """A causal 1-D convolution: x (B, C_in, T), weight (C_out, C_in, k), bias (C_out,) -> (B, C_out, T).
+
+    Pads (k - 1) * dilation zeros on the left of x only, so the output at step t is computed
+    from x at steps t - (k - 1) * dilation, ..., t - dilation, t: nothing later.
+    """
+    if x.dim() != 3 or weight.dim() != 3 or x.shape[1] != weight.shape[1]:
+        raise ValueError(f"expected x: (B, C_in, T) and weight: (C_out, C_in, k) with the same C_in; got x "
+                         f"{tuple(x.shape)} and weight {tuple(weight.shape)}")
+    left = (weight.shape[-1] - 1) * dilation  # how far back the kernel reaches
+    return F.conv1d(F.pad(x, (left, 0)), weight, bias, dilation=dilation)
 
 
 def receptive_field(kernel_size: int, dilations: Sequence[int]) -> int:
@@ -594,8 +610,12 @@ def sinusoidal_positions(T: int, embed_dim: int) -> torch.Tensor:
     return encoding
 
 
-class _TransformerBlock(nn.Module):
-    """x + attention(norm(x)), then x + MLP(norm(x)): the pre-norm residual block."""
+class TransformerBlock(nn.Module):
+    """The pre-norm residual block of a decoder-only Transformer: x (B, T, D) -> (B, T, D).
+
+    x + attention(norm(x)), then x + MLP(norm(x)): masked multi-head self-attention and a
+    two-layer MLP (width 4D, GELU), each added to the residual stream after a layer norm.
+    """
 
     def __init__(self, embed_dim: int, num_heads: int):
         super().__init__()
@@ -624,7 +644,7 @@ class TransformerLM(nn.Module):
         super().__init__()
         self.embed_dim, self.context = embed_dim, context
         self.embed = nn.Embedding(vocab_size, embed_dim)
-        self.blocks = nn.ModuleList(_TransformerBlock(embed_dim, num_heads) for _ in range(num_layers))
+        self.blocks = nn.ModuleList(TransformerBlock(embed_dim, num_heads) for _ in range(num_layers))
         self.norm = nn.LayerNorm(embed_dim)
         self.head = nn.Linear(embed_dim, vocab_size)
 

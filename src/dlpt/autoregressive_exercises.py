@@ -165,45 +165,55 @@ def _check_vertical_stack_mask(fn) -> int:
 register(Exercise("autoregressive.vertical_stack_mask", _check_vertical_stack_mask, ar.vertical_stack_mask,
                   _VERTICAL_MISTAKES))
 
-# ----------------------------------------------------------------- receptive_field
+# ------------------------------------------------------------------- causal_conv1d
 
 
-def _field_without_self(kernel_size, dilations):
-    return sum((kernel_size - 1) * d for d in dilations)
+def _causal_same_padding(x, weight, bias=None, dilation=1):
+    return F.conv1d(x, weight, bias, padding="same", dilation=dilation)
 
 
-def _field_full_kernel(kernel_size, dilations):
-    return 1 + sum(kernel_size * d for d in dilations)
+def _causal_pad_right(x, weight, bias=None, dilation=1):
+    return F.conv1d(F.pad(x, (0, (weight.shape[-1] - 1) * dilation)), weight, bias, dilation=dilation)
 
 
-def _field_largest_only(kernel_size, dilations):
-    return 1 + (kernel_size - 1) * max(dilations)
+def _causal_no_dilation_in_padding(x, weight, bias=None, dilation=1):
+    return F.conv1d(F.pad(x, (weight.shape[-1] - 1, 0)), weight, bias, dilation=dilation)
 
 
-def _field_ignores_kernel(kernel_size, dilations):
-    return 1 + sum(dilations)
+def _causal_no_bias(x, weight, bias=None, dilation=1):
+    return ar.causal_conv1d(x, weight, None, dilation)
 
 
-_FIELD_MISTAKES = [
-    (_field_without_self, "count the current step too: start from 1"),
-    (_field_full_kernel, "a kernel of size k reaches k - 1 steps back: each layer adds (k - 1) * dilation"),
-    (_field_largest_only, "every layer widens the field: sum over the layers, not the largest dilation"),
-    (_field_ignores_kernel, "the kernel size matters: each layer adds (k - 1) * dilation, not the dilation"),
+_CAUSAL_CONV_MISTAKES = [
+    (_causal_same_padding, "padding on both sides (padding='same') lets step t see later steps: pad "
+     "(k - 1) * dilation zeros on the left only"),
+    (_causal_pad_right, "each output reads the steps after it (zeros on the right, or the last T outputs of a "
+     "convolution padded on both sides): pad on the left, or keep the first T outputs"),
+    (_causal_no_dilation_in_padding, "a dilated kernel reaches (k - 1) * dilation steps back: pad that many "
+     "zeros, not k - 1"),
+    (_causal_no_bias, "the bias is missing: add bias[c] at every step of output channel c"),
 ]
 
 
-def _check_receptive_field(fn) -> int:
-    cases = [
-        ("kernel_size = 2, dilations [1, 2, 4, 8]", (2, [1, 2, 4, 8])),
-        ("kernel_size = 3, dilations [1, 1, 1]", (3, [1, 1, 1])),
-        ("kernel_size = 2, dilations [1, 2, 4, 1, 2, 4]", (2, [1, 2, 4, 1, 2, 4])),
-        ("kernel_size = 4, dilations [1, 3]", (4, [1, 3])),
-        ("kernel_size = 3, dilations [2]", (3, [2])),
+def _check_causal_conv1d(fn) -> int:
+    g = torch.Generator().manual_seed(0)
+    shapes = [  # (description, x shape, weight shape, with bias, dilation)
+        ("x (2, 3, 10), weight (4, 3, 2), bias (4,), dilation 1", (2, 3, 10), (4, 3, 2), True, 1),
+        ("x (1, 2, 9), weight (3, 2, 3), bias (3,), dilation 2", (1, 2, 9), (3, 2, 3), True, 2),
+        ("x (3, 1, 6), weight (2, 1, 4), no bias, dilation 1", (3, 1, 6), (2, 1, 4), False, 1),
+        ("x (2, 2, 16) in float64, weight (2, 2, 2) float64, bias (2,), dilation 4", (2, 2, 16), (2, 2, 2), True, 4),
     ]
-    return check_cases(fn, ar.receptive_field, cases, _FIELD_MISTAKES, what="the receptive field", **_COUNT)
+    cases = []
+    for inputs, x_shape, w_shape, with_bias, dilation in shapes:
+        dtype = torch.float64 if "float64" in inputs else torch.float32
+        x = torch.randn(x_shape, generator=g, dtype=dtype)
+        weight = torch.randn(w_shape, generator=g, dtype=dtype)
+        bias = torch.randn(w_shape[0], generator=g, dtype=dtype) if with_bias else None
+        cases.append((inputs, (x, weight, bias, dilation)))
+    return check_cases(fn, ar.causal_conv1d, cases, _CAUSAL_CONV_MISTAKES, what="the output", atol=1e-5)
 
 
-register(Exercise("autoregressive.receptive_field", _check_receptive_field, ar.receptive_field, _FIELD_MISTAKES))
+register(Exercise("autoregressive.causal_conv1d", _check_causal_conv1d, ar.causal_conv1d, _CAUSAL_CONV_MISTAKES))
 
 # ------------------------------------------------------------------- mu_law_encode
 
@@ -593,7 +603,7 @@ def _check_generate(fn) -> int:
     passed += 1
 
     # Unequal probabilities: the draws follow softmax(logits).
-    probs = (0.5, 0.3, 0.15, 0.05)
+    probs = (0.4, 0.2, 0.12, 0.1, 0.08, 0.05, 0.03, 0.02)  # a long tail: top-k or top-p cuts it
     B, T0, n, rf = 40, 1, 60, 3
     inputs = (f"prompt ({B}, {T0}) of zeros, n = {n}, receptive_field = {rf}, and a toy next_logits with logits "
               f"log p + 20 for p = {list(probs)}")

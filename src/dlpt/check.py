@@ -37,6 +37,8 @@ __all__ = [
     "call",
     "compare",
     "check_cases",
+    "describe",
+    "is_number",
 ]
 
 
@@ -212,14 +214,15 @@ def _run_limited(fn: Callable, args: tuple, seconds: float) -> Any:
     return box["value"]
 
 
-def _describe(value: Any) -> str:
-    """A short description of a value: shape and dtype for tensors, repr otherwise."""
+def describe(value: Any) -> str:
+    """A short description of a value for a checker's message: shape and dtype for tensors and
+    arrays, the type and a shortened repr otherwise."""
     if isinstance(value, torch.Tensor):
-        return f"tensor of shape {tuple(value.shape)}, dtype {value.dtype}"
+        return f"a tensor of shape {tuple(value.shape)}, dtype {value.dtype}"
     if isinstance(value, np.ndarray):
-        return f"numpy array of shape {value.shape}, dtype {value.dtype}"
+        return f"a numpy array of shape {value.shape}, dtype {value.dtype}"
     text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
+    return f"{type(value).__name__} {text if len(text) <= 60 else text[:57] + '...'}"
 
 
 def _is_library(filename: str) -> bool:
@@ -274,7 +277,8 @@ def _as_tensor(value: Any) -> torch.Tensor | None:
     return None
 
 
-def _is_number(value: Any) -> bool:
+def is_number(value: Any) -> bool:
+    """Whether a value is a Python or NumPy number (not a bool, not a tensor)."""
     return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
 
 
@@ -313,21 +317,21 @@ def compare(
         if not isinstance(got, (tuple, list)) or len(got) != len(expected):
             raise Mismatch(
                 f"on {inputs}, {what} should be a tuple of {len(expected)} values, "
-                f"got {_describe(got)}"
+                f"got {describe(got)}"
             )
         for i, (g, e) in enumerate(zip(got, expected)):
             mistakes_i = [(m[i], hint) for m, hint in mistakes if isinstance(m, tuple)]
             compare(g, e, inputs=inputs, what=f"{what}[{i}]", atol=atol, rtol=rtol,
                     check_dtype=check_dtype, mistakes=mistakes_i)
         return
-    scalar = isinstance(expected, torch.Tensor) and expected.dim() == 0 and _is_number(got)
+    scalar = isinstance(expected, torch.Tensor) and expected.dim() == 0 and is_number(got)
     if isinstance(expected, torch.Tensor) and not isinstance(got, torch.Tensor) and not scalar:
-        raise Mismatch(f"on {inputs}, {what} should be a torch tensor ({_describe(expected)}), "
-                       f"got {_describe(got)}")
+        raise Mismatch(f"on {inputs}, {what} should be a torch tensor ({describe(expected)}), "
+                       f"got {describe(got)}")
     want = _as_tensor(expected)
     have = _as_tensor(got)
     if have is None:
-        raise Mismatch(f"on {inputs}, {what} should be {_describe(expected)}, got {_describe(got)}")
+        raise Mismatch(f"on {inputs}, {what} should be {describe(expected)}, got {describe(got)}")
     if have.shape != want.shape:
         raise Mismatch(
             f"on {inputs}, {what} should have shape {tuple(want.shape)}, got shape {tuple(have.shape)}"
@@ -447,7 +451,25 @@ def check_cases(
         reference_args = [_in_float64(a) for a in args] if reference_in_float64 else args
         expected = solution(*reference_args)
         compare(got, expected, inputs=inputs, mistakes=[(w[i], hint) for w, hint in known], **compare_options)
+        if reference_in_float64 and any(isinstance(a, torch.Tensor) and a.dtype == torch.float64 for a in args):
+            try:
+                native = solution(*args)  # the solution's output dtype for these very inputs
+            except Exception:  # a solution that only runs on its float64 copies: nothing to compare
+                native = None
+            _check_precision(got, native, inputs)
     return len(cases)
+
+
+def _check_precision(got: Any, native: Any, inputs: str) -> None:
+    """A float64 result where the solution gives float64 (float64 inputs): computing in float32 loses digits."""
+    if isinstance(native, tuple) and isinstance(got, (tuple, list)):
+        for g, n in zip(got, native):
+            _check_precision(g, n, inputs)
+        return
+    if (isinstance(native, torch.Tensor) and native.dtype == torch.float64 and isinstance(got, torch.Tensor)
+            and got.is_floating_point() and got.dtype != torch.float64):
+        raise Mismatch(f"on {inputs}, the inputs are float64, so the result should be float64 too; got "
+                       f"{got.dtype}: somewhere the computation switched to a lower precision")
 
 
 def exercise(name: str, fn: Callable, timeout: float = 5.0) -> None:
@@ -460,7 +482,7 @@ def exercise(name: str, fn: Callable, timeout: float = 5.0) -> None:
     """
     spec = _lookup(name)
     if not callable(fn):
-        raise ExerciseFailed(name, f"expected a function, got {_describe(fn)}")
+        raise ExerciseFailed(name, f"expected a function, got {describe(fn)}")
     _TIMEOUT[0] = timeout
     try:
         passed = spec.check(fn)

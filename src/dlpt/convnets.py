@@ -29,6 +29,7 @@ __all__ = [
     "conv_stack",
     "activation_stds",
     "ResidualBlock",
+    "residual_block",
     "PlainBlock",
     "DeepConvNet",
     "DenseBlock",
@@ -261,7 +262,16 @@ class ResidualBlock(PlainBlock):
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.relu(x + self.residual(x))
+        return residual_block(x, self)
+
+
+def residual_block(x: torch.Tensor, block: PlainBlock) -> torch.Tensor:
+    """The forward pass of a residual block from its layers: ``relu(x + F(x))``, ``F = block.residual``.
+
+    x: (B, C, H, W) -> the same shape; ``block`` any :class:`PlainBlock` (its conv1, bn1,
+    conv2, bn2 make F). The skip connection adds the block's input itself.
+    """
+    return torch.relu(x + block.residual(x))
 
 
 class DeepConvNet(nn.Module):
@@ -320,10 +330,7 @@ class DenseBlock(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        features = [x]
-        for layer in self.layers:
-            features.append(layer(torch.cat(features, dim=1)))
-        return torch.cat(features, dim=1)
+        return dense_block_forward(x, self.layers)
 
 
 def _double_conv(in_channels: int, out_channels: int) -> nn.Sequential:

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from dlpt import convnets
-from dlpt.check import Exercise, Mismatch, _describe, call, check_cases, register
+from dlpt.check import Exercise, Mismatch, call, check_cases, describe, register
 
 # ------------------------------------------------------------------------- helpers
 
@@ -105,7 +105,7 @@ def _check_integers(fn: Callable, solution: Callable, cases: Sequence[tuple[str,
             operator.index(out)
         except TypeError:
             raise Mismatch(f"on {inputs}, {what} has the right value but should be an int, got "
-                           f"{_describe(out)}; use integer arithmetic (//) or int(...)") from None
+                           f"{describe(out)}; use integer arithmetic (//) or int(...)") from None
     return passed
 
 
@@ -533,7 +533,7 @@ def _check_shuffled_mlp(fn) -> int:
         if not torch.equal(permutation, permutation_before):
             raise Mismatch(f"on {inputs}, your function changed the permutation in place")
         if not isinstance(new, convnets.MLP1d):
-            got = _describe(new) if isinstance(new, torch.Tensor) or new is None else f"a {type(new).__name__}"
+            got = describe(new) if isinstance(new, torch.Tensor) or new is None else f"a {type(new).__name__}"
             raise Mismatch(f"on {inputs}, your function should return a new dlpt.convnets.MLP1d, got {got}")
         mine, theirs = _storages(model), _storages(new)
         shared = [name for ptr, name in theirs.items() if ptr in mine]
@@ -795,9 +795,7 @@ class LayersOnlyBlock(convnets.ResidualBlock):
                            "block.residual(x) for F(x))")
 
 
-def residual_block(x: torch.Tensor, block: convnets.PlainBlock) -> torch.Tensor:
-    """The worked solution: ``relu(x + F(x))`` with ``F = block.residual``."""
-    return torch.relu(x + block.residual(x))
+residual_block = convnets.residual_block  # the worked solution
 
 
 def _res_relu_before_add(x, block):
@@ -974,6 +972,12 @@ _IOU_MISTAKES = [
 ]
 
 
+def _two_pixels() -> torch.Tensor:
+    mask = torch.zeros(3, 5, dtype=torch.bool)
+    mask[1, 2] = mask[2, 4] = True
+    return mask
+
+
 def _check_iou(fn) -> int:
     fn = _guarded(fn)
     g = torch.Generator().manual_seed(0)
@@ -990,6 +994,8 @@ def _check_iou(fn) -> int:
         ("predicted (3, 5, 6) and target (3, 5, 6) float masks of 0.0 and 1.0",
          ((torch.rand(3, 5, 6, generator=g) > 0.4).float(), (torch.rand(3, 5, 6, generator=g) > 0.6).float())),
         ("two empty (3, 5) masks", (empty, empty.clone())),
+        ("an empty prediction (3, 5) for a target with two pixels set", (empty.clone(), _two_pixels())),
+        ("a prediction with two pixels set for an empty target (3, 5)", (_two_pixels(), empty.clone())),
         ("predicted (6, 7) and target (6, 7): one image without a batch dimension",
          (torch.rand(6, 7, generator=g) > 0.7, torch.rand(6, 7, generator=g) > 0.5)),
     ]

@@ -19,22 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from dlpt import practice
-from dlpt.check import Exercise, Mismatch, call, check_cases, compare, register
-
-
-def _kind(value: Any) -> str:
-    """A short description of a value for a message: its type, and its shape for tensors."""
-    if isinstance(value, torch.Tensor):
-        return f"a tensor of shape {tuple(value.shape)}"
-    if isinstance(value, np.ndarray):
-        return f"a numpy array of shape {value.shape}"
-    text = repr(value)
-    return f"{type(value).__name__} {text if len(text) <= 60 else text[:57] + '...'}"
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
-
+from dlpt.check import Exercise, Mismatch, call, check_cases, compare, describe, is_number, register
 
 # --------------------------------------------------------------------- standardize
 
@@ -48,10 +33,13 @@ def _standardize_cases() -> list[tuple[str, torch.Tensor, torch.Tensor]]:
     wide_train = torch.randn(7, 5, generator=g) * torch.tensor([2.0, 0.5, 1.0, 8.0, 3.0]) - 1
     wide_test = torch.randn(9, 5, generator=g) * 2 + 1
     wide_test[:, 1] = 0.25  # constant in the test set only: nothing special for the training statistics
+    small = torch.cat([x_train[:, :2], 4.0 + 0.002 * torch.randn(10, 1, generator=g)], dim=1)
     return [
         ("x_train (10, 3) with features on very different scales, x_test (4, 3)", x_train, x_test),
         ("x_train (10, 3) whose last feature is constant (4.0), x_test (4, 3)", constant, constant_test),
         ("x_train (7, 5), x_test (9, 5) whose feature 1 is constant in the test set only", wide_train, wide_test),
+        ("x_train (10, 3) whose last feature varies very little (standard deviation about 0.002), x_test (4, 3)",
+         small, constant_test),
     ]
 
 
@@ -157,6 +145,12 @@ def _ce_max_not_added_back(logits, targets):
     return (log_normalizer - logits.gather(1, targets[:, None]).squeeze(1)).mean()
 
 
+def _ce_global_max(logits, targets):
+    shifted = logits - logits.max()  # one maximum for the whole batch
+    picked = shifted.gather(1, targets[:, None]).squeeze(1)
+    return (shifted.exp().sum(dim=1).log() - picked).mean()
+
+
 _CE_MISTAKES = [
     (_ce_sum, "you summed over the batch; take the mean"),
     (_ce_wrong_axis, "the softmax was normalised over the batch (dim 0); normalise over the classes (dim 1)"),
@@ -168,6 +162,8 @@ _CE_MISTAKES = [
     (_ce_mean_over_entries, "you averaged over all B×K entries; average the B per-example losses"),
     (_ce_max_not_added_back, "after subtracting the maximum m, add it back (log Σ exp z = m + log Σ exp(z - m)), "
      "or subtract it from the target's logit too"),
+    (_ce_global_max, "subtract each row's own maximum (logits.max(dim=1, keepdim=True)), not the largest logit "
+     "of the whole batch: a row far below it underflows to exp(...) = 0"),
 ]
 
 
@@ -178,13 +174,15 @@ def _cross_entropy_cases() -> list[tuple[str, tuple[torch.Tensor, torch.Tensor]]
         ("logits (8, 10) of size about 5, targets (8,)",
          (5 * torch.randn(8, 10, generator=g), torch.randint(0, 10, (8,), generator=g))),
         ("logits (5, 5), targets (5,)", (2 * torch.randn(5, 5, generator=g), torch.tensor([4, 0, 0, 3, 1]))),
-        # Every row's maximum lies within 60 of the largest logit, so shifting all rows by the
-        # overall maximum is as safe as shifting each by its own.
         ("logits (3, 4) as large as 1000, targets (3,)", (torch.tensor(
             [[1000.0, 990.0, 0.0, -5.0], [-20.0, 980.0, 985.0, 1.0], [3.0, 2.0, 940.0, 950.0]]),
          torch.tensor([1, 2, 3]))),
         ("logits (2, 3) as large as 1000 whose targets' logits are 1000 below the row's largest, targets (2,)",
          (torch.tensor([[1000.0, 0.0, 990.0], [960.0, -40.0, 955.0]]), torch.tensor([1, 1]))),
+        # Rows whose largest logits lie 1000 apart: shifting every row by the overall maximum
+        # sends the second row's exponentials to 0 and its loss to inf.
+        ("logits (2, 2): one row near 1000, one near 0, targets (2,)",
+         (torch.tensor([[1000.0, 0.0], [0.0, 1.0]]), torch.tensor([0, 1]))),
     ]
 
 
@@ -293,6 +291,7 @@ _STOP_CASES = [
     ([0.9, 0.7, 0.8, 0.6, 0.75, 0.72, 0.71, 0.74], 1),
     ([1.0, 1.2, 1.1], 5),                              # patience longer than the run
     ([0.3], 1),                                        # a single epoch
+    ([1.0, 0.99, 0.98, 0.97, 0.96], 2),               # tiny improvements are improvements
 ]
 
 
@@ -406,7 +405,7 @@ _LOG_UNIFORM_CASES = [(1e-5, 1.0, 4000), (0.01, 100.0, 4000), (2.0, 3.0, 2000), 
 def _log_uniform_sample(fn, low, high, n, generator, inputs) -> torch.Tensor:
     got = call(fn, low, high, n, generator, inputs=inputs)
     if not isinstance(got, torch.Tensor) or got.shape != (n,):
-        raise Mismatch(f"on {inputs}, return a torch tensor of shape ({n},), got {_kind(got)}")
+        raise Mismatch(f"on {inputs}, return a torch tensor of shape ({n},), got {describe(got)}")
     if not got.is_floating_point():
         raise Mismatch(f"on {inputs}, return a floating-point tensor, got dtype {got.dtype}")
     return got
@@ -466,7 +465,7 @@ _TUNE_CASES: list[tuple[str, list, list[float], list[float]]] = [
 
 def _same_candidate(a: Any, b: Any) -> bool:
     """Equal candidates: equal numbers, equal strings, or equal values of the same type (dicts...)."""
-    if _is_number(a) and _is_number(b):
+    if is_number(a) and is_number(b):
         return a == b
     if isinstance(a, str) and isinstance(b, str):
         return a == b
@@ -561,12 +560,12 @@ def _tune_run(fn: Callable, candidates: list, val: list[float], tst: list[float]
         raise Mismatch(f"on {inputs}, validate was called {len(validate.calls)} times for {len(candidates)} "
                        "candidates; each call trains a model, so call it once per candidate and keep the scores")
     if not isinstance(got, (tuple, list)) or len(got) != 2:
-        raise Mismatch(f"on {inputs}, return a pair (best, test_score), got {_kind(got)}")
+        raise Mismatch(f"on {inputs}, return a pair (best, test_score), got {describe(got)}")
     return tuple(got)
 
 
 def _same_answer(a: tuple, b: tuple) -> bool:
-    return (_same_candidate(a[0], b[0]) and _is_number(a[1]) and _is_number(b[1])
+    return (_same_candidate(a[0], b[0]) and is_number(a[1]) and is_number(b[1])
             and math.isclose(a[1], b[1], rel_tol=1e-9, abs_tol=1e-12))
 
 
@@ -588,9 +587,9 @@ def _check_tune_and_test(fn) -> int:
         expected = practice.tune_and_test(candidates, _Scores("validate", candidates, val),
                                           _Scores("test", candidates, tst))
         if not _same_candidate(best, expected[0]):
-            raise Mismatch(f"on {inputs}, the chosen candidate should be {expected[0]!r}, got {_kind(best)}{hint}")
-        if not _is_number(score) and not (isinstance(score, torch.Tensor) and score.numel() == 1):
-            raise Mismatch(f"on {inputs}, the test score should be a number, got {_kind(score)}")
+            raise Mismatch(f"on {inputs}, the chosen candidate should be {expected[0]!r}, got {describe(best)}{hint}")
+        if not is_number(score) and not (isinstance(score, torch.Tensor) and score.numel() == 1):
+            raise Mismatch(f"on {inputs}, the test score should be a number, got {describe(score)}")
         if not math.isclose(float(score), expected[1], rel_tol=1e-9, abs_tol=1e-12):
             raise Mismatch(f"on {inputs}, the test score should be {expected[1]:g}, got {float(score):g}{hint}")
     return len(_TUNE_CASES)
@@ -604,9 +603,9 @@ register(Exercise("practice.tune_and_test", _check_tune_and_test, practice.tune_
 def _check_loss_arguments(model, batch) -> None:
     if not isinstance(model, nn.Module):
         raise TypeError(f"loss_fn takes (model, batch), as the loss of dlpt.train.fit does; its first "
-                        f"argument was {_kind(model)}, not the model")
+                        f"argument was {describe(model)}, not the model")
     if not (isinstance(batch, (tuple, list)) and len(batch) == 2):
-        raise TypeError(f"loss_fn takes (model, batch) with batch = (x, y); its second argument was {_kind(batch)}")
+        raise TypeError(f"loss_fn takes (model, batch) with batch = (x, y); its second argument was {describe(batch)}")
 
 
 def _squared_error(model, batch):
@@ -657,12 +656,15 @@ def _step_trajectory(fn: Callable, which: int, checked: bool) -> list[tuple[Any,
             got = call(fn, model, given, loss_fn, optimizer, inputs=inputs)
             if any(not torch.equal(a, b) for a, b in zip(batch, given)):
                 raise Mismatch(f"on {inputs}, your function changed the batch in place; leave it as it is")
+            if not model.training:
+                raise Mismatch(f"on {inputs}, the model came back in eval mode; a training step leaves the "
+                               "model in training mode (no model.eval() inside it)")
             if isinstance(got, torch.Tensor):
-                raise Mismatch(f"on {inputs}, train_step returned {_kind(got)}; return the loss as a Python "
+                raise Mismatch(f"on {inputs}, train_step returned {describe(got)}; return the loss as a Python "
                                "float, loss.item(): a list of loss tensors keeps every step's graph in memory")
-            if not _is_number(got):
+            if not is_number(got):
                 raise Mismatch(f"on {inputs}, train_step should return the loss as a Python float "
-                               f"(loss.item()), got {_kind(got)}")
+                               f"(loss.item()), got {describe(got)}")
         else:
             got = fn(model, batch, loss_fn, optimizer)
         out.append((got, {name: p.detach().clone() for name, p in model.named_parameters()}))
@@ -738,7 +740,7 @@ _STEP_MISTAKES = [
 
 def _same_trajectory(a, b) -> bool:
     for (loss_a, params_a), (loss_b, params_b) in zip(a, b):
-        if not (_is_number(loss_a) and _is_number(loss_b) and math.isclose(loss_a, loss_b, rel_tol=1e-6)):
+        if not (is_number(loss_a) and is_number(loss_b) and math.isclose(loss_a, loss_b, rel_tol=1e-6)):
             return False
         if any(not torch.allclose(params_a[k], params_b[k], rtol=1e-6, atol=1e-9) for k in params_b):
             return False
@@ -830,14 +832,15 @@ def _points(fn, space, n, seed, inputs, generator=None) -> list[dict[str, float]
         raise Mismatch(f"on {inputs}, {_ONE_DICT_PER_TRIAL} ({{name: value}}), got a dict of "
                        f"{', '.join(repr(k) for k in list(got)[:3])}")
     if not isinstance(got, (list, tuple)) or len(got) != n:
-        raise Mismatch(f"on {inputs}, {_ONE_DICT_PER_TRIAL}, got {_kind(got)}")
+        raise Mismatch(f"on {inputs}, {_ONE_DICT_PER_TRIAL}, got {describe(got)}")
     for i, point in enumerate(got):
         if not isinstance(point, dict) or set(point) != set(space):
-            raise Mismatch(f"on {inputs}, trial {i} should be a dict with the keys {sorted(space)}, got {_kind(point)}")
+            raise Mismatch(f"on {inputs}, trial {i} should be a dict with the keys {sorted(space)}, "
+                           f"got {describe(point)}")
         for name, value in point.items():
-            if not _is_number(value):
+            if not is_number(value):
                 raise Mismatch(f"on {inputs}, the value of {name!r} in trial {i} should be a Python float "
-                               f"(use .item() or .tolist()), got {_kind(value)}")
+                               f"(use .item() or .tolist()), got {describe(value)}")
     return list(got)
 
 

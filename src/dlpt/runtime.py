@@ -70,28 +70,26 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)  # seeds CUDA too
 
 
+def _setting(name: str, default: str, kind: type, valid, meaning: str):
+    """The environment variable ``name`` read as ``kind``; a clear error if it is not ``meaning``."""
+    raw = os.environ.get(name, default)
+    try:
+        value = kind(raw)
+    except ValueError:
+        value = None
+    if value is None or not valid(value):
+        raise ValueError(f"{name} must be {meaning}, got {raw!r}")
+    return value
+
+
 def scale() -> float:
     """The global scale knob: the float in ``DLPT_SCALE`` (default 1.0, must be > 0)."""
-    raw = os.environ.get("DLPT_SCALE", "1")
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ValueError(f"DLPT_SCALE must be a positive number, got {raw!r}") from None
-    if value <= 0:
-        raise ValueError(f"DLPT_SCALE must be a positive number, got {raw!r}")
-    return value
+    return _setting("DLPT_SCALE", "1", float, lambda v: v > 0, "a positive number")
 
 
 def threads() -> int:
     """CPU threads per operation: the integer in ``DLPT_THREADS`` (default 1, must be >= 1)."""
-    raw = os.environ.get("DLPT_THREADS", "1")
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ValueError(f"DLPT_THREADS must be a whole number of threads, at least 1; got {raw!r}") from None
-    if value < 1:
-        raise ValueError(f"DLPT_THREADS must be a whole number of threads, at least 1; got {raw!r}")
-    return value
+    return _setting("DLPT_THREADS", "1", int, lambda v: v >= 1, "a whole number of threads, at least 1")
 
 
 def scaled(n: int) -> int:
@@ -137,12 +135,7 @@ def setup(seed: int = 0, device: str | torch.device | None = None) -> torch.devi
     ``DLPT_SEED`` in the environment overrides ``seed``; ``DLPT_THREADS`` sets torch's
     threads per operation (default 1, see the module's docstring). Returns the device.
     """
-    if "DLPT_SEED" in os.environ:
-        raw = os.environ["DLPT_SEED"]
-        try:
-            seed = int(raw)
-        except ValueError:
-            raise ValueError(f"DLPT_SEED must be a whole number such as 3, got {raw!r}") from None
+    seed = _setting("DLPT_SEED", str(seed), int, lambda v: True, "a whole number such as 3")
     global _seed
     _seed = seed
     seed_everything(seed)

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from dlpt import sequences
-from dlpt.check import Exercise, Mismatch, call, check_cases, compare, register
+from dlpt.check import Exercise, Mismatch, call, check_cases, compare, describe, register
 
 # ------------------------------------------------------------------- embed_one_hot
 
@@ -201,6 +201,16 @@ _ATTENTION_MISTAKES = [
 ]
 
 
+def _signed_scores(values: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """Scores of +-600 in one batch: a shift by the batch's largest score, or a mask applied after the
+    softmax, or a masked score set to a finite -100, all give wrong (or nan) weights here."""
+    query = torch.tensor([[[20.0], [-20.0]], [[20.0], [-20.0]]])  # (2, 2, 1)
+    keys = torch.tensor([[[30.0], [29.0], [31.0]], [[30.0], [10.0], [8.0]]])  # (2, 3, 1)
+    mask = torch.ones(2, 2, 3, dtype=torch.bool)
+    mask[1, :, 0] = False  # the largest score when q > 0; the allowed ones lie below -100 when q < 0
+    return query, keys, values, mask
+
+
 def _check_attention(fn) -> int:
     g = torch.Generator().manual_seed(0)
 
@@ -227,6 +237,9 @@ def _check_attention(fn) -> int:
          "for every batch entry (it broadcasts)", (rand(2, 3, 4, 6), rand(2, 3, 5, 6), rand(2, 3, 5, 7), banded)),
         ("large scores (about 100, where exp overflows float32): query (2, 3, 6), keys (2, 7, 6), values (2, 7, 4), "
          "a boolean padding mask (2, 3, 7) for key lengths 7 and 5", (q_big, k_big, rand(2, 7, 4), long_padding)),
+        ("scores in the hundreds of both signs (one query's near +600, another's near -600): query (2, 2, 1), "
+         "keys (2, 3, 1), values (2, 3, 2), a boolean mask (2, 2, 3) that, in the second batch entry, hides the "
+         "key with the largest score", _signed_scores(rand(2, 3, 2))),
     ]
     return check_cases(fn, sequences.attention, cases, _ATTENTION_MISTAKES, what="(context, weights)", atol=3e-5)
 
@@ -267,13 +280,6 @@ _GREEDY_MISTAKES = [
 ]
 
 
-def _describe(value: Any) -> str:
-    if isinstance(value, torch.Tensor):
-        return f"a tensor of shape {tuple(value.shape)}, dtype {value.dtype}"
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
 class _ToyStep:
     """A stand-in decoder over 7 tokens whose choice depends on the token fed in and on the state.
 
@@ -288,7 +294,7 @@ class _ToyStep:
     def __call__(self, token, state):
         if not isinstance(token, torch.Tensor) or token.dtype != torch.int64 or token.shape != (self.batch_size,):
             raise ValueError(f"step expects the current tokens as an int64 tensor of shape ({self.batch_size},), "
-                             f"got {_describe(token)}")
+                             f"got {describe(token)}")
         if self.pair:
             s, t = state
             choice, state = (3 * token + s + 2 * t) % 7, (s + 1, t + token)
@@ -387,6 +393,7 @@ _BRACKET_TEXTS = [
     "no brackets here",
     "((())) ()",
     "Return (x (or y)) if x) is set, (else z.",
+    "f(a[0]) + g({b: 1}) [(c)] (x]y) {z(w}v)",  # only ( and ) count: [ ] { } are other characters
     _random_brackets(300, seed=0),
 ]
 
@@ -395,7 +402,7 @@ def _pairs_of(value: Any, inputs: str) -> list[tuple[int, int]]:
     """The reader's result as a list of int pairs, or a Mismatch that says what kind of value is wanted."""
     if not isinstance(value, (list, tuple)):
         raise Mismatch(f"on {inputs}, the result should be a list of (index, distance) pairs, got "
-                       f"{_describe(value)}")
+                       f"{describe(value)}")
     pairs = []
     for k, item in enumerate(value):
         try:
@@ -403,7 +410,7 @@ def _pairs_of(value: Any, inputs: str) -> list[tuple[int, int]]:
             pair = (_as_int(first), _as_int(second))
         except (TypeError, ValueError):
             raise Mismatch(f"on {inputs}, entry {k} of the result should be a pair (index, distance) of two "
-                           f"ints, got {_describe(item)}") from None
+                           f"ints, got {describe(item)}") from None
         pairs.append(pair)
     return pairs
 
@@ -544,10 +551,14 @@ def _check_clip(fn) -> int:
                            "g.mul_(scale) or grads[i] = ...)")
         if not isinstance(got, (list, tuple)) or not all(isinstance(t, torch.Tensor) for t in got):
             raise Mismatch(f"on {inputs}, the result should be a list of {len(grads)} tensors, one per "
-                           f"gradient, got {_describe(got)}")
+                           f"gradient, got {describe(got)}")
         if len(got) != len(grads):
             raise Mismatch(f"on {inputs}, the result should hold {len(grads)} tensors, one per gradient, "
                            f"got {len(got)}")
+        if any(t is g or t.data_ptr() == g.data_ptr() for t, g in zip(got, given) if t.numel()):
+            raise Mismatch(f"on {inputs}, the result shares a tensor with the input list: return new tensors "
+                           "(g * scale, or g.clone() when nothing is clipped), so that changing the result "
+                           "cannot change the gradients")
         outputs.append(list(got))
 
     def same(a, b):
@@ -631,6 +642,10 @@ def _check_content(fn) -> int:
           1.0)),
         ("a sharp lookup, beta 150.0 (exp(150) overflows float32): query (2, 8), each close to one of the keys "
          "(10, 8), values (10, 4)", (sharp_keys[[3, 7]] + 0.1 * rand(2, 8), sharp_keys, rand(10, 4), 150.0)),
+        ("query (4,), keys (5, 4), values (5, 1): one number per slot, beta 3.0",
+         (rand(4), uneven(rand(5, 4)), rand(5, 1), 3.0)),
+        ("query (2, 3), a memory of one slot: keys (1, 3), values (1, 2), beta 1.0",
+         (rand(2, 3), rand(1, 3), rand(1, 2), 1.0)),
     ]
     return check_cases(fn, sequences.content_addressing, cases, _CONTENT_MISTAKES, what="(read, weights)")
 
