@@ -49,3 +49,73 @@ def test_runner_reports_claims_and_failures(tmp_path):
     lines = done.stdout.splitlines()
     assert "1/1 held  ok" in lines[1]
     assert "0/1 held  FAILED in code cell 1: ClaimError" in lines[2]
+
+
+def test_sweep_arguments_and_claim_figures_as_json():
+    assert run_notebooks.parse_list("0-4") == [0, 1, 2, 3, 4]
+    assert run_notebooks.parse_list("1,4", float) == [1.0, 4.0]
+    import torch
+
+    assert run_notebooks.plain({"a": torch.tensor(0.123456), "b": [1, 2.0], "c": "x"}) == {
+        "a": 0.1235, "b": [1, 2.0], "c": "x"}
+
+
+def test_results_page_shows_each_claims_figures_per_seed_and_scale():
+    import results_page
+
+    def run(seed, value, held=True, error=None):
+        claims = [{"statement": "a beats b", "held": held, "figures": {"gap": value}}]
+        return {"seconds": 1.0, "error": error, "claims": claims}
+
+    record = {"cpu": {"machine": "x86", "torch": "2.13", "python": "3.11", "date": "2026-11-28", "runs": {
+        "chapters/01_practice/01_before_the_code.ipynb": {
+            "1": {"0": run(0, 0.5), "1": run(1, 0.25)},
+            "4": {"0": run(0, 0.75), "1": {"seconds": 1.0, "error": "ClaimError: no", "claims": []}},
+        }}}}
+    page = results_page.render(record)
+    assert page.startswith("# Every result in this book")
+    assert "**1. a beats b** — held in CPU 3 of 4 runs." in page
+    assert "| `gap` | CPU, scale 1 | 0.5 | 0.25 |" in page
+    assert "| `gap` | CPU, scale 4 | 0.75 | — |" in page
+    assert "Runs that stopped early: CPU, seed 1, scale 4: ClaimError: no." in page
+    assert "{doc}`/chapters/01_practice/01_before_the_code`" in page
+
+
+def test_the_appendix_page_is_the_sweeps_record_of_every_notebook():
+    import json
+
+    import results_page
+
+    record = json.loads(results_page.CLAIMS.read_text())
+    assert (ROOT / "results.md").read_text() == results_page.render(record), "run python tools/results_page.py"
+    notebooks = {str(p.relative_to(ROOT)) for p in (ROOT / "chapters").rglob("*.ipynb")}
+    runs = record["cpu"]["runs"]
+    assert set(runs) == notebooks, "run make seeds: the record lacks or has extra notebooks"
+    for name, by_scale in runs.items():
+        assert set(by_scale) == {"1", "4"}, name
+        for scale, by_seed in by_scale.items():
+            assert set(by_seed) == {"0", "1", "2", "3", "4"}, (name, scale)
+            for seed, report in by_seed.items():
+                assert report["error"] is None, (name, scale, seed, report["error"])
+                assert report["claims"] and all(c["held"] for c in report["claims"]), (name, scale, seed)
+
+
+def test_recording_claims_replaces_the_runs_rerun_and_keeps_the_others(tmp_path, monkeypatch):
+    import json
+
+    import results_page
+
+    claims_file = tmp_path / "claims.json"
+    monkeypatch.setattr(run_notebooks, "CLAIMS", claims_file)
+    monkeypatch.setattr(results_page, "PAGE", tmp_path / "results.md")
+    a, b = "chapters/01_practice/01_before_the_code.ipynb", "chapters/01_practice/02_the_loop.ipynb"
+
+    def report(value):
+        return {"seconds": 1.0, "error": None, "claims": [{"statement": "s", "held": True, "figures": {"x": value}}]}
+
+    run_notebooks.record_claims("cpu", {(a, 0, 1.0): report(1.0), (b, 0, 1.0): report(2.0)}, "cpu")
+    run_notebooks.record_claims("cpu", {(a, 0, 1.0): report(3.0)}, "cpu")  # a rerun of one notebook
+    runs = json.loads(claims_file.read_text())["cpu"]["runs"]
+    assert runs[a]["1"]["0"]["claims"][0]["figures"] == {"x": 3.0}
+    assert runs[b]["1"]["0"]["claims"][0]["figures"] == {"x": 2.0}
+    assert "| `x` | CPU, scale 1 | 3 |" in (tmp_path / "results.md").read_text()

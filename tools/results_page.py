@@ -58,9 +58,10 @@ def render(record: dict) -> str:
         "",
         "Every ✓ line in a notebook is a claim: a sentence of the text, checked against what the",
         "notebook measured when it ran. The claims must hold for any seed, on any processor, on a GPU,",
-        "and when training runs four times longer (`DLPT_SCALE=4`). This page shows how firm each one",
-        "is: the figures every claim printed when each notebook was run with `DLPT_SEED` 0 to 4, at",
-        "`DLPT_SCALE` 1 and 4. A dash means that run did not reach the claim.",
+        "and with `DLPT_SCALE=4`, which trains four times longer wherever a notebook's point is not a",
+        "fixed budget. This page shows how firm each one is: the figures every claim printed when each",
+        "notebook was run with `DLPT_SEED` 0 to 4, at `DLPT_SCALE` 1 and 4. A dash means that run did",
+        "not reach the claim.",
         "",
     ]
     for column in columns:

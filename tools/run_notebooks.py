@@ -210,15 +210,24 @@ def record_claims(column: str, runs: dict[tuple[str, int | None, float], dict], 
     import torch
 
     record = json.loads(CLAIMS.read_text()) if CLAIMS.exists() else {}
-    entry = {"machine": machine_name, "torch": torch.__version__, "python": platform.python_version(),
-             "date": datetime.date.today().isoformat(), "runs": {}}
+    # Runs of this invocation replace the recorded runs of the same notebook, scale and seed;
+    # a notebook rerun alone keeps the other notebooks' records.
+    entry = record.get(column, {"runs": {}})
+    entry.update(machine=machine_name, torch=torch.__version__, python=platform.python_version(),
+                 date=datetime.date.today().isoformat())
     for (name, seed, scale), report in sorted(runs.items(), key=lambda item: (item[0][0], item[0][2], item[0][1] or 0)):
         kept = {"seconds": round(report["seconds"], 1), "error": report["error"], "claims": report.get("claims", [])}
         entry["runs"].setdefault(name, {}).setdefault(f"{scale:g}", {})[str(0 if seed is None else seed)] = kept
+    known = {str(p.relative_to(ROOT)) for p in (ROOT / "chapters").rglob("*.ipynb")}
+    # Notebooks, scales and seeds in order; each claim's figures keep the order the notebook gave them.
+    entry["runs"] = {
+        name: {scale: dict(sorted(by_seed.items(), key=lambda s: int(s[0])))
+               for scale, by_seed in sorted(by_scale.items(), key=lambda s: float(s[0]))}
+        for name, by_scale in sorted(entry["runs"].items()) if name in known}
     record[column] = entry
     CLAIMS.parent.mkdir(exist_ok=True)
-    CLAIMS.write_text(json.dumps(record, indent=1, sort_keys=True, ensure_ascii=False) + "\n")
-    results_page.write(record)
+    CLAIMS.write_text(json.dumps(record, indent=1, ensure_ascii=False) + "\n")
+    results_page.write(json.loads(CLAIMS.read_text()))  # the page is always that of the file
 
 
 def parse_list(text: str, kind=int) -> list:
@@ -244,7 +253,8 @@ def main() -> int:
     parser.add_argument("--record", choices=["cpu", "gpu"], help="write the times into timings.json and README")
     parser.add_argument("--record-claims", choices=["cpu", "gpu"],
                         help="write every claim's figures into results/claims.json and the page results.md")
-    parser.add_argument("--save", type=Path, help="also write every run's report (claims, figures, errors) here")
+    parser.add_argument("--save", type=Path,
+                        help="also append every run's report (claims, figures, errors) to this file, a JSON line each")
     parser.add_argument("--require-cuda", action="store_true", help="fail unless torch sees a CUDA device")
     parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -289,15 +299,15 @@ def main() -> int:
                   flush=True)
             if report["error"]:
                 print(report.get("log", ""), file=sys.stderr, flush=True)
+            if args.save:  # as each run ends, so that an interrupted sweep keeps what it measured
+                with args.save.open("a") as saved:
+                    saved.write(json.dumps(dict(report, notebook=name, seed=seed, scale=scale)) + "\n")
     if sweep:
         failures = [(n, s, k, r) for (n, s, k), r in sorted(runs.items(), key=str) if r["error"]]
         print(f"\n{len(runs) - len(failures)} of {len(runs)} runs passed")
         for name, seed, scale, report in failures:
             print(f"  {name} seed {seed} scale {scale:g}: {report['error']}")
     reports = list(runs.values())
-    if args.save:
-        args.save.write_text(json.dumps([dict(report, notebook=name, seed=seed, scale=scale)
-                                         for (name, seed, scale), report in runs.items()], indent=1))
     if args.record_claims:
         record_claims(args.record_claims, runs, machine(args.record_claims, reports))
         print(f"recorded the claims of {len(runs)} runs in {CLAIMS.relative_to(ROOT)} and results.md")
