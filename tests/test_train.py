@@ -156,3 +156,16 @@ def test_accuracy_and_mean_loss():
 
 def test_fit_is_reexported():
     assert dlpt.train.fit is fit
+
+
+def test_the_notebook_progress_bar_redraws_at_most_once_a_second(monkeypatch):
+    # Each redraw is kernel messages that nbval reads only after the cell; thousands of them
+    # made the last one drop and a healthy notebook fail (see dlpt.train._Progress).
+    from dlpt import train
+
+    monkeypatch.setattr(train, "in_notebook", lambda: True)
+    progress = train._Progress(1000, "fit", enabled=True)
+    try:
+        assert progress.bar.mininterval >= 1.0
+    finally:
+        progress.close()
