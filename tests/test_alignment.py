@@ -72,3 +72,18 @@ def test_dann_weight_rises_from_zero_towards_one():
     assert alignment.dann_weight(0.5) == pytest.approx(2 / (1 + math.exp(-5)) - 1)
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
         alignment.dann_weight(1.5)
+
+
+def test_domain_loss_is_the_mean_cross_entropy_of_source_as_0_and_target_as_1():
+    s, t = torch.randn(3, dtype=torch.float64), torch.randn(5, dtype=torch.float64)
+    p_s, p_t = torch.sigmoid(s), torch.sigmoid(t)  # p(target)
+    by_hand = -(torch.log(1 - p_s).sum() + torch.log(p_t).sum()) / 8
+    torch.testing.assert_close(alignment.domain_loss(s, t), by_hand)
+    # A classifier that is sure and right costs almost nothing; sure and wrong, a lot.
+    assert alignment.domain_loss(torch.tensor([-50.0]), torch.tensor([50.0])) < 1e-6
+    assert alignment.domain_loss(torch.tensor([150.0]), torch.tensor([-150.0])) == pytest.approx(150.0)
+
+
+def test_domain_loss_wants_one_logit_per_example():
+    with pytest.raises(ValueError, match=r"target_logits must have shape \(N,\)"):
+        alignment.domain_loss(torch.zeros(4), torch.zeros(4, 1))

@@ -7,6 +7,7 @@
   backpropagation").
 - :func:`dann_weight`: that paper's schedule for the reversal's weight, from 0 at the
   start of training to 1 at its end.
+- :func:`domain_loss`: the domain classifier's loss, source labelled 0 and target 1.
 """
 
 from __future__ import annotations
@@ -14,8 +15,9 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 
-__all__ = ["gradient_reversal", "GradientReversal", "dann_weight"]
+__all__ = ["gradient_reversal", "GradientReversal", "dann_weight", "domain_loss"]
 
 
 class _ReverseGradient(torch.autograd.Function):
@@ -73,3 +75,18 @@ def dann_weight(progress: float, gamma: float = 10.0) -> float:
     if not 0.0 <= progress <= 1.0:
         raise ValueError(f"progress must lie in [0, 1], got {progress}")
     return 2.0 / (1.0 + math.exp(-gamma * progress)) - 1.0
+
+
+def domain_loss(source_logits: torch.Tensor, target_logits: torch.Tensor) -> torch.Tensor:
+    """Binary cross-entropy of a domain classifier: source examples are class 0, target class 1.
+
+    source_logits: (Ns,), target_logits: (Nt,) — one logit each, log p(target) / p(source).
+    Returns the mean over all Ns + Nt examples, a 0-d tensor. Computed from the logits
+    (``binary_cross_entropy_with_logits``), so logits of ±100 give a finite loss.
+    """
+    for name, logits in (("source_logits", source_logits), ("target_logits", target_logits)):
+        if logits.dim() != 1:
+            raise ValueError(f"{name} must have shape (N,), one logit per example; got {tuple(logits.shape)}")
+    logits = torch.cat([source_logits, target_logits])  # (Ns + Nt,)
+    labels = torch.cat([torch.zeros_like(source_logits), torch.ones_like(target_logits)])
+    return F.binary_cross_entropy_with_logits(logits, labels)
