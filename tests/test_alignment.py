@@ -87,3 +87,28 @@ def test_domain_loss_is_the_mean_cross_entropy_of_source_as_0_and_target_as_1():
 def test_domain_loss_wants_one_logit_per_example():
     with pytest.raises(ValueError, match=r"target_logits must have shape \(N,\)"):
         alignment.domain_loss(torch.zeros(4), torch.zeros(4, 1))
+
+
+def test_procrustes_recovers_a_hidden_rotation_and_beats_every_other_one():
+    g = torch.Generator().manual_seed(0)
+    source = torch.randn(50, 6, generator=g, dtype=torch.float64)
+    rotation, _ = torch.linalg.qr(torch.randn(6, 6, generator=g, dtype=torch.float64))
+    target = source @ rotation + 0.01 * torch.randn(50, 6, generator=g, dtype=torch.float64)
+    w = alignment.procrustes(source, target)
+    torch.testing.assert_close(w @ w.T, torch.eye(6, dtype=torch.float64))  # orthogonal
+    torch.testing.assert_close(w, rotation, atol=0.01, rtol=0)
+    best = (source @ w - target).norm()
+    for _ in range(20):
+        other, _ = torch.linalg.qr(torch.randn(6, 6, generator=g, dtype=torch.float64))
+        assert (source @ other - target).norm() >= best
+    with pytest.raises(ValueError, match=r"\(N, D\)"):
+        alignment.procrustes(source, target[:, :5])
+
+
+def test_cycle_and_identity_losses_compare_in_the_right_domain():
+    x = torch.randn(4, 1, 8, 8)
+    double, halve = (lambda t: 2 * t), (lambda t: t / 2)
+    assert alignment.cycle_loss(x, double, halve) == 0  # a round trip back to x
+    torch.testing.assert_close(alignment.cycle_loss(x, double, double), (3 * x).abs().mean())
+    assert alignment.identity_loss(x, lambda t: t) == 0
+    torch.testing.assert_close(alignment.identity_loss(x, double), x.abs().mean())

@@ -139,10 +139,85 @@ DOMAIN_WRONG = {
 
 
 
+# ------------------------------------------------------------------- cycle_loss, identity_loss
+
+CYCLE_CORRECT = {
+    "L1 by hand": lambda x, f, g: (g(f(x)) - x).abs().mean(),
+    "F.l1_loss": lambda x, f, g: F.l1_loss(g(f(x)), x),
+    "the other order of subtraction": lambda x, f, g: torch.mean(torch.abs(x - g(f(x)))),
+    "a Python float": lambda x, f, g: F.l1_loss(g(f(x)), x).item(),
+}
+
+CYCLE_WRONG = {
+    "compared with forward(x)": (lambda x, f, g: F.l1_loss(g(f(x)), f(x)), "ends in domain A"),
+    "backward first": (lambda x, f, g: F.l1_loss(f(g(x)), x), "go forward first"),
+    "squared": (lambda x, f, g: F.mse_loss(g(f(x)), x), "not the squared error"),
+    "summed": (lambda x, f, g: F.l1_loss(g(f(x)), x, reduction="sum"), "that is the sum"),
+    "no abs": (lambda x, f, g: (g(f(x)) - x).mean(), "absolute value"),
+    "the identity term instead": (lambda x, f, g: F.l1_loss(f(x), x), "expected"),
+    "both round trips from x": (lambda x, f, g: F.l1_loss(g(f(x)), x) + F.l1_loss(f(g(x)), x), "expected"),
+    "per pixel, not reduced": (lambda x, f, g: (g(f(x)) - x).abs(), "shape"),
+}
+
+IDENTITY_CORRECT = {
+    "L1 by hand": lambda y, f: (f(y) - y).abs().mean(),
+    "F.l1_loss": lambda y, f: F.l1_loss(f(y), y),
+    "a Python float": lambda y, f: F.l1_loss(f(y), y).item(),
+}
+
+IDENTITY_WRONG = {
+    "squared": (lambda y, f: F.mse_loss(f(y), y), "not the squared error"),
+    "summed": (lambda y, f: (f(y) - y).abs().sum(), "that is the sum"),
+    "applied twice": (lambda y, f: F.l1_loss(f(f(y)), y), "apply the generator once"),
+    "no abs": (lambda y, f: (f(y) - y).mean(), "absolute value"),
+    "y against itself": (lambda y, f: F.l1_loss(y, y), "expected"),
+    "the generator's output size": (lambda y, f: f(y).abs().mean(), "expected"),
+}
+
+# ------------------------------------------------------------------- procrustes
+
+
+def procrustes_polar(x, y):
+    m = x.T @ y  # W is the orthogonal factor of m's polar decomposition
+    eigenvalues, eigenvectors = torch.linalg.eigh(m.T @ m)
+    return m @ eigenvectors @ torch.diag(eigenvalues.rsqrt()) @ eigenvectors.T
+
+
+def procrustes_other_svd(x, y):
+    u, _, vh = torch.linalg.svd(y.T @ x)
+    return vh.T @ u.T
+
+
+PROCRUSTES_CORRECT = {
+    "U @ Vh": lambda x, y: (lambda u, s, vh: u @ vh)(*torch.linalg.svd(x.T @ y)),
+    "numpy": lambda x, y: (lambda u, s, vh: torch.as_tensor(u @ vh))(*np.linalg.svd((x.T @ y).numpy())),
+    "the SVD of target.T @ source, transposed back": procrustes_other_svd,
+    "the polar factor": procrustes_polar,
+    "reduced SVD": lambda x, y: (lambda u, s, vh: u @ vh)(*torch.linalg.svd(x.T @ y, full_matrices=False)),
+}
+
+PROCRUSTES_WRONG = {
+    "transposed": (lambda x, y: procrustes_other_svd(x, y).T, "transpose of W"),
+    "Vh taken for V": (lambda x, y: (lambda u, s, vh: u @ vh.T)(*torch.linalg.svd(x.T @ y)), "Vh) already"),
+    "least squares": (lambda x, y: torch.linalg.lstsq(x, y).solution, "least-squares"),
+    "pseudo-inverse": (lambda x, y: torch.linalg.pinv(x) @ y, "least-squares"),
+    "singular values kept": (lambda x, y: (lambda u, s, vh: u @ torch.diag(s) @ vh)(*torch.linalg.svd(x.T @ y)),
+                             "drop the singular values"),
+    "reflection forbidden (Kabsch)": (lambda x, y: (lambda u, s, vh: u @ torch.diag(torch.cat([
+        torch.ones(len(s) - 1), torch.sign(torch.linalg.det(u @ vh))[None]])) @ vh)(*torch.linalg.svd(x.T @ y)),
+        "do not force det W = +1"),
+    "the SVD of source.T @ source": (lambda x, y: (lambda u, s, vh: u @ vh)(*torch.linalg.svd(x.T @ x)), "expected"),
+    "rows normalized first": (lambda x, y: (lambda u, s, vh: u @ vh)(*torch.linalg.svd(
+        F.normalize(x, dim=1).T @ F.normalize(y, dim=1))), "expected"),
+}
+
+
 CORRECT = {"alignment.gradient_reversal": REVERSAL_CORRECT, "alignment.dann_weight": WEIGHT_CORRECT,
-           "alignment.domain_loss": DOMAIN_CORRECT}
+           "alignment.domain_loss": DOMAIN_CORRECT, "alignment.cycle_loss": CYCLE_CORRECT,
+           "alignment.identity_loss": IDENTITY_CORRECT, "alignment.procrustes": PROCRUSTES_CORRECT}
 WRONG = {"alignment.gradient_reversal": REVERSAL_WRONG, "alignment.dann_weight": WEIGHT_WRONG,
-         "alignment.domain_loss": DOMAIN_WRONG}
+         "alignment.domain_loss": DOMAIN_WRONG, "alignment.cycle_loss": CYCLE_WRONG,
+         "alignment.identity_loss": IDENTITY_WRONG, "alignment.procrustes": PROCRUSTES_WRONG}
 
 
 @pytest.mark.parametrize(("name", "variant"), [(n, v) for n, variants in CORRECT.items() for v in sorted(variants)])

@@ -8,16 +8,20 @@
 - :func:`dann_weight`: that paper's schedule for the reversal's weight, from 0 at the
   start of training to 1 at its end.
 - :func:`domain_loss`: the domain classifier's loss, source labelled 0 and target 1.
+- :func:`cycle_loss` and :func:`identity_loss`: CycleGAN's two reconstruction terms.
+- :func:`procrustes`: the rotation that best maps one embedding space onto another.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 
-__all__ = ["gradient_reversal", "GradientReversal", "dann_weight", "domain_loss"]
+__all__ = ["gradient_reversal", "GradientReversal", "dann_weight", "domain_loss", "cycle_loss", "identity_loss",
+           "procrustes"]
 
 
 class _ReverseGradient(torch.autograd.Function):
@@ -90,3 +94,32 @@ def domain_loss(source_logits: torch.Tensor, target_logits: torch.Tensor) -> tor
     logits = torch.cat([source_logits, target_logits])  # (Ns + Nt,)
     labels = torch.cat([torch.zeros_like(source_logits), torch.ones_like(target_logits)])
     return F.binary_cross_entropy_with_logits(logits, labels)
+
+
+def cycle_loss(x: torch.Tensor, forward: Callable, backward: Callable) -> torch.Tensor:
+    """Mean absolute error between ``x`` and its round trip ``backward(forward(x))`` (Zhu et al. 2017).
+
+    x: a batch of domain A (any shape); forward: A -> B, backward: B -> A. The round trip
+    ends in A, so it is compared with x itself. Returns a 0-d tensor.
+    """
+    return (backward(forward(x)) - x).abs().mean()
+
+
+def identity_loss(y: torch.Tensor, forward: Callable) -> torch.Tensor:
+    """Mean absolute error between ``y`` and ``forward(y)``: a generator into domain B should leave
+    an image already in B unchanged (CycleGAN's identity term). y: a batch of domain B."""
+    return (forward(y) - y).abs().mean()
+
+
+def procrustes(source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """The orthogonal W (D, D) minimising ||source @ W - target|| (the Frobenius norm).
+
+    source, target: (N, D), row i of one paired with row i of the other. With
+    U S V^T = svd(source^T target), W = U V^T (Schönemann 1966): a rotation, possibly with
+    a reflection, so distances and angles inside the source space are kept.
+    """
+    if source.dim() != 2 or source.shape != target.shape:
+        raise ValueError(f"source and target must both be (N, D), got {tuple(source.shape)} and "
+                         f"{tuple(target.shape)}")
+    u, _, vh = torch.linalg.svd(source.T @ target)  # (D, D), (D,), (D, D)
+    return u @ vh

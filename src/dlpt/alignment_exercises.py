@@ -190,3 +190,158 @@ def _check_domain_loss(fn) -> int:
 
 
 register(Exercise("alignment.domain_loss", _check_domain_loss, alignment.domain_loss, _DOMAIN_MISTAKES))
+
+# ------------------------------------------------------------------- cycle_loss and identity_loss
+
+
+def _affine(scale: float, shift: float) -> Callable:
+    """A stand-in generator t -> scale * t + shift; the pairs below are not inverses of each other."""
+    return lambda t: scale * t + shift
+
+
+def _cycle_in_the_wrong_domain(x, forward, backward):
+    return (backward(forward(x)) - forward(x)).abs().mean()
+
+
+def _cycle_reversed_trip(x, forward, backward):
+    return (forward(backward(x)) - x).abs().mean()
+
+
+def _cycle_squared(x, forward, backward):
+    return (backward(forward(x)) - x).pow(2).mean()
+
+
+def _cycle_summed(x, forward, backward):
+    return (backward(forward(x)) - x).abs().sum()
+
+
+def _cycle_without_abs(x, forward, backward):
+    return (backward(forward(x)) - x).mean()
+
+
+_CYCLE_MISTAKES = [
+    (_cycle_in_the_wrong_domain, "the round trip ends in domain A: compare backward(forward(x)) with x, not "
+     "with forward(x)"),
+    (_cycle_reversed_trip, "x is in domain A: go forward first (A -> B), then backward (B -> A)"),
+    (_cycle_squared, "CycleGAN's cycle loss is the mean absolute error (L1), not the squared error"),
+    (_cycle_summed, "that is the sum: return the mean absolute error"),
+    (_cycle_without_abs, "take the absolute value of the differences before the mean, or they cancel"),
+]
+
+
+def _check_cycle_loss(fn) -> int:
+    g = torch.Generator().manual_seed(0)
+    cases = [
+        ("x (4, 1, 8, 8), forward t -> 2t + 1, backward t -> 0.3t - 0.2",
+         (torch.rand(4, 1, 8, 8, generator=g), _affine(2.0, 1.0), _affine(0.3, -0.2))),
+        ("x (3, 5) in float64, forward t -> -t + 0.5, backward t -> 1.5t",
+         (torch.randn(3, 5, generator=g, dtype=torch.float64), _affine(-1.0, 0.5), _affine(1.5, 0.0))),
+        ("x (2, 6), forward t -> 0.5t - 1, backward t -> 3t + 2",
+         (torch.randn(2, 6, generator=g), _affine(0.5, -1.0), _affine(3.0, 2.0))),
+    ]
+    return check_cases(fn, alignment.cycle_loss, cases, _CYCLE_MISTAKES)
+
+
+register(Exercise("alignment.cycle_loss", _check_cycle_loss, alignment.cycle_loss, _CYCLE_MISTAKES))
+
+
+def _identity_squared(y, forward):
+    return (forward(y) - y).pow(2).mean()
+
+
+def _identity_summed(y, forward):
+    return (forward(y) - y).abs().sum()
+
+
+def _identity_twice(y, forward):
+    return (forward(forward(y)) - y).abs().mean()
+
+
+def _identity_without_abs(y, forward):
+    return (forward(y) - y).mean()
+
+
+_IDENTITY_MISTAKES = [
+    (_identity_squared, "the identity loss is the mean absolute error (L1), not the squared error"),
+    (_identity_summed, "that is the sum: return the mean absolute error"),
+    (_identity_twice, "apply the generator once: forward(y) should equal y, for y already in its output domain"),
+    (_identity_without_abs, "take the absolute value of the differences before the mean, or they cancel"),
+]
+
+
+def _check_identity_loss(fn) -> int:
+    g = torch.Generator().manual_seed(1)
+    cases = [
+        ("y (4, 1, 8, 8), forward t -> 2t + 1", (torch.rand(4, 1, 8, 8, generator=g), _affine(2.0, 1.0))),
+        ("y (3, 5) in float64, forward t -> -t + 0.5",
+         (torch.randn(3, 5, generator=g, dtype=torch.float64), _affine(-1.0, 0.5))),
+        ("y (2, 6), forward t -> 0.5t - 1", (torch.randn(2, 6, generator=g), _affine(0.5, -1.0))),
+    ]
+    return check_cases(fn, alignment.identity_loss, cases, _IDENTITY_MISTAKES)
+
+
+register(Exercise("alignment.identity_loss", _check_identity_loss, alignment.identity_loss, _IDENTITY_MISTAKES))
+
+# ------------------------------------------------------------------- procrustes
+
+
+def _procrustes_transposed(source, target):
+    return alignment.procrustes(source, target).T
+
+
+def _procrustes_vh_as_v(source, target):
+    u, _, vh = torch.linalg.svd(source.T @ target)
+    return u @ vh.T
+
+
+def _procrustes_least_squares(source, target):
+    return torch.linalg.lstsq(source, target).solution
+
+
+def _procrustes_with_singular_values(source, target):
+    u, s, vh = torch.linalg.svd(source.T @ target)
+    return u @ torch.diag(s) @ vh
+
+
+def _procrustes_no_reflection(source, target):
+    u, _, vh = torch.linalg.svd(source.T @ target)
+    d = torch.ones(len(u), dtype=u.dtype)
+    d[-1] = torch.sign(torch.linalg.det(u @ vh))
+    return u @ torch.diag(d) @ vh
+
+
+_PROCRUSTES_MISTAKES = [
+    (_procrustes_transposed, "that is the transpose of W (the inverse rotation): with U S V^T = "
+     "svd(source.T @ target), W = U V^T maps source onto target"),
+    (_procrustes_vh_as_v, "torch.linalg.svd returns V^T (often called Vh) already: W = U @ Vh, no transpose"),
+    (_procrustes_least_squares, "that is the least-squares fit, which is not orthogonal: Procrustes keeps W a "
+     "rotation, W = U V^T from the SVD"),
+    (_procrustes_with_singular_values, "drop the singular values: W = U V^T, so that W is orthogonal"),
+    (_procrustes_no_reflection, "here the best orthogonal W includes a reflection (det W = -1); the problem asks "
+     "for any orthogonal matrix, so do not force det W = +1"),
+]
+
+
+def _check_procrustes(fn) -> int:
+    g = torch.Generator().manual_seed(0)
+
+    def rotated(n: int, d: int, dtype=torch.float32, reflect: bool = False):
+        source = torch.randn(n, d, generator=g, dtype=dtype)
+        rotation, _ = torch.linalg.qr(torch.randn(d, d, generator=g, dtype=dtype))
+        if reflect and torch.linalg.det(rotation) > 0:
+            rotation[:, 0] = -rotation[:, 0]
+        elif not reflect and torch.linalg.det(rotation) < 0:
+            rotation[:, 0] = -rotation[:, 0]
+        return source, source @ rotation + 0.05 * torch.randn(n, d, generator=g, dtype=dtype)
+
+    cases = [
+        ("source and target (10, 3), target = source rotated plus noise", rotated(10, 3)),
+        ("source and target (40, 5) in float64", rotated(40, 5, torch.float64)),
+        ("source and target (30, 4) where the best orthogonal map is a rotation with a reflection (det = -1)",
+         rotated(30, 4, reflect=True)),
+        ("unrelated source and target (12, 2)", (torch.randn(12, 2, generator=g), torch.randn(12, 2, generator=g))),
+    ]
+    return check_cases(fn, alignment.procrustes, cases, _PROCRUSTES_MISTAKES, atol=1e-4, rtol=1e-3)
+
+
+register(Exercise("alignment.procrustes", _check_procrustes, alignment.procrustes, _PROCRUSTES_MISTAKES))
