@@ -55,8 +55,8 @@ REVERSAL_CORRECT = {
     "the gradient negated after scaling": with_backward(lambda ctx, g: (-(g * ctx.weight), None)),
     "a Function returning x itself": with_backward(lambda ctx, g: (-ctx.weight * g, None),
                                                    forward=lambda ctx, x, w: x),
-    "float64 weight as a tensor": lambda x, weight=1.0: with_backward(lambda ctx, g: (-ctx.weight * g, None))(
-        x, torch.tensor(weight, dtype=torch.float64).item()),
+    "the weight passed through a float64 tensor first": lambda x, weight=1.0: with_backward(
+        lambda ctx, g: (-ctx.weight * g, None))(x, torch.tensor(weight, dtype=torch.float64).item()),
 }
 
 REVERSAL_WRONG = {
@@ -239,7 +239,7 @@ def test_every_exercise_has_five_attacks_and_three_correct_variants():
     assert all(len(WRONG[n]) >= 5 and len(CORRECT[n]) >= 3 for n in names)
 
 
-def test_the_reversal_check_leaves_no_gradient_behind_and_the_global_random_state_alone():
+def test_the_reversal_check_leaves_the_global_random_state_alone():
     state = torch.get_rng_state()
     check.exercise("alignment.gradient_reversal", REVERSAL_CORRECT["a Function returning a view"])
     assert torch.equal(state, torch.get_rng_state())

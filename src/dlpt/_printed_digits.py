@@ -13,7 +13,12 @@ from __future__ import annotations
 from functools import cache
 from pathlib import Path
 
+import matplotlib
 import numpy as np
+from matplotlib.font_manager import FontProperties
+from matplotlib.path import Path as Outline
+from matplotlib.textpath import TextPath
+from matplotlib.transforms import Affine2D
 
 FONTS = (  # regular, bold and slanted; sans, serif, monospace, STIX and Computer Modern
     "DejaVuSans.ttf",
@@ -36,11 +41,6 @@ _CENTRES = np.stack(np.meshgrid(np.arange(SIZE), np.arange(SIZE), indexing="xy")
 @cache
 def _glyph(font: str, digit: int):
     """The outline of ``digit`` in ``font``, centred on its bounding box (a matplotlib Path)."""
-    import matplotlib
-    from matplotlib.font_manager import FontProperties
-    from matplotlib.textpath import TextPath
-    from matplotlib.transforms import Affine2D
-
     file = Path(matplotlib.get_data_path()) / "fonts" / "ttf" / font
     path = TextPath((0, 0), str(digit), size=10, prop=FontProperties(fname=str(file)))
     low, high = path.vertices.min(0), path.vertices.max(0)
@@ -49,8 +49,6 @@ def _glyph(font: str, digit: int):
 
 def _fill(path) -> np.ndarray:
     """(32, 32) bool: pixel centres inside the outline; a hole (inside an inner contour) is not."""
-    from matplotlib.path import Path as Outline
-
     inside = np.zeros(SIZE * SIZE, dtype=bool)
     for contour in path.to_polygons(closed_only=True):
         inside ^= Outline(contour).contains_points(_CENTRES)  # even-odd: holes cancel
@@ -69,8 +67,6 @@ def _thicken(ink: np.ndarray) -> np.ndarray:
 
 def render(digit: int, rng: np.random.Generator) -> np.ndarray:
     """One printed ``digit`` as an (8, 8) array of ink counts 0..16, its variation drawn from ``rng``."""
-    from matplotlib.transforms import Affine2D
-
     font = FONTS[rng.integers(len(FONTS))]
     distort = (
         Affine2D()
