@@ -112,3 +112,98 @@ def test_cycle_and_identity_losses_compare_in_the_right_domain():
     torch.testing.assert_close(alignment.cycle_loss(x, double, double), (3 * x).abs().mean())
     assert alignment.identity_loss(x, lambda t: t) == 0
     torch.testing.assert_close(alignment.identity_loss(x, double), x.abs().mean())
+
+
+# ------------------------------------------------------------------- sections 1 and 2
+
+
+def test_cross_domain_net_shares_only_the_upper_layers_when_asked():
+    torch.manual_seed(0)
+    shared, separate = alignment.CrossDomainNet(share=True), alignment.CrossDomainNet(share=False)
+    x = torch.randn(5, 64)
+    assert shared(x, 0).shape == (5, 10) and shared.embed(x, 1).shape == (5, 64)
+    assert len(shared.tops) == 1 and len(separate.tops) == 2
+    # a printed-domain loss reaches encoder 0 and the shared top, never encoder 1
+    shared(x, 0).sum().backward()
+    assert shared.encoders[1][0].weight.grad is None
+    assert shared.tops[0][0].weight.grad.abs().sum() > 0 and shared.encoders[0][0].weight.grad.abs().sum() > 0
+    separate(x, 1).sum().backward()
+    assert separate.tops[0][0].weight.grad is None and separate.classifiers[0].weight.grad is None
+
+
+def test_cross_domain_net_names_a_bad_domain_or_shape():
+    net = alignment.CrossDomainNet()
+    with pytest.raises(ValueError, match="domain must be 0 or 1"):
+        net(torch.randn(2, 64), 2)
+    with pytest.raises(ValueError, match=r"\(B, 64\)"):
+        net(torch.randn(2, 1, 8, 8), 0)
+
+
+def test_retrieval_precision_counts_the_k_most_similar_by_cosine():
+    g = torch.Generator().manual_seed(1)
+    q, gal = torch.randn(9, 5, generator=g), torch.randn(20, 5, generator=g) * torch.rand(20, 1, generator=g) * 10
+    ql, gl = torch.randint(3, (9,), generator=g), torch.randint(3, (20,), generator=g)
+    for k in (1, 4, 20):
+        expected = []
+        for i in range(9):
+            cos = [float(q[i] @ gal[j] / (q[i].norm() * gal[j].norm())) for j in range(20)]
+            best = sorted(range(20), key=lambda j: -cos[j])[:k]
+            expected.append(sum(int(gl[j] == ql[i]) for j in best) / k)
+        assert alignment.retrieval_precision(q, ql, gal, gl, k).item() == pytest.approx(sum(expected) / 9, abs=1e-6)
+    # the whole gallery: the share of the gallery with each query's label
+    assert alignment.retrieval_precision(q, ql, gal, gl, 20).item() == pytest.approx(
+        (gl[None] == ql[:, None]).float().mean().item(), abs=1e-6)
+
+
+def test_standardize_images_gives_each_image_mean_zero_and_unit_spread():
+    x = torch.rand(6, 1, 8, 8) * torch.arange(1, 7).view(6, 1, 1, 1)
+    z = alignment.standardize_images(x)
+    torch.testing.assert_close(z.mean((1, 2, 3)), torch.zeros(6), atol=1e-5, rtol=0)
+    torch.testing.assert_close(z.std((1, 2, 3)), torch.ones(6), atol=1e-4, rtol=0)
+    assert torch.equal(alignment.standardize_images(torch.zeros(2, 1, 8, 8)), torch.zeros(2, 1, 8, 8))
+    with pytest.raises(ValueError, match=r"\(B, C, H, W\)"):
+        alignment.standardize_images(torch.rand(8, 8))
+
+
+def test_dann_reverses_only_the_domain_classifiers_gradient_into_the_features():
+    torch.manual_seed(0)
+    model = alignment.DANN()
+    x = torch.randn(4, 1, 8, 8)
+    assert model(x).shape == (4, 10)
+    features = model.features(x).detach().requires_grad_()
+    (plain,) = torch.autograd.grad(model.domain_classifier(features)[:, 0].sum(), features)
+    (reversed_,) = torch.autograd.grad(model.domain_logits(features, 0.5).sum(), features)
+    torch.testing.assert_close(reversed_, -0.5 * plain)
+
+
+def test_train_dann_source_only_leaves_the_domain_classifier_untouched_and_evaluates_on_schedule():
+    torch.manual_seed(0)
+    model = alignment.DANN()
+    before = [p.clone() for p in model.domain_classifier.parameters()]
+    x, y = torch.randn(32, 1, 8, 8), torch.randint(10, (32,))
+    history = alignment.train_dann(model, x, y, x, 6, schedule=None, batch_size=8, progress=False,
+                                   evaluate=lambda m: 0.5, eval_every=4)
+    assert all(torch.equal(a, b) for a, b in zip(before, model.domain_classifier.parameters()))
+    assert history["domain loss"] == [] and len(history["label loss"]) == 6
+    assert history["evaluation"] == [(4, 0.5), (6, 0.5)]
+    history = alignment.train_dann(model, x, y, x, 3, batch_size=8, progress=False)
+    assert len(history["domain loss"]) == 3
+    assert not all(torch.equal(a, b) for a, b in zip(before, model.domain_classifier.parameters()))
+
+
+def test_a_fresh_domain_classifier_separates_shifted_features_and_not_identical_ones():
+    g = torch.Generator().manual_seed(0)
+    same_source, same_target = torch.randn(400, 8, generator=g), torch.randn(400, 8, generator=g)
+    assert abs(alignment.fresh_domain_accuracy(same_source, same_target) - 0.5) < 0.1
+    assert alignment.fresh_domain_accuracy(same_source, same_target + 3.0) > 0.95
+
+
+def test_class_profiles_and_their_correlation_across_domains():
+    features = torch.tensor([[1.0, 0.0], [3.0, 0.0], [5.0, 2.0]])
+    labels = torch.tensor([0, 0, 1])
+    torch.testing.assert_close(alignment.class_profiles(features, labels, 2), torch.tensor([[2.0, 0.0], [5.0, 2.0]]))
+    g = torch.Generator().manual_seed(0)
+    fa, la = torch.rand(40, 3, generator=g), torch.arange(40) % 4
+    # an affine change of each unit keeps its correlation at 1; a sign flip makes it -1; silence makes it 0
+    fb = torch.stack([3 * fa[:, 0] + 1, -fa[:, 1], torch.zeros(40)], dim=1)
+    torch.testing.assert_close(alignment.profile_correlation(fa, la, fb, la, 4), torch.tensor([1.0, -1.0, 0.0]))

@@ -14,31 +14,204 @@ import torch
 import torch.nn.functional as F
 
 from dlpt import alignment
-from dlpt.check import Exercise, check_cases, register
+from dlpt.check import Exercise, Mismatch, call, check_cases, describe, register
+
+# ------------------------------------------------------------------- retrieval_precision
+
+
+def _retrieval_euclidean(queries, query_labels, gallery, gallery_labels, k=5):
+    neighbours = torch.cdist(queries, gallery).topk(k, dim=1, largest=False).indices
+    return (gallery_labels[neighbours] == query_labels[:, None]).to(queries.dtype).mean()
+
+
+def _retrieval_dot_product(queries, query_labels, gallery, gallery_labels, k=5):
+    neighbours = (queries @ gallery.T).topk(k, dim=1).indices
+    return (gallery_labels[neighbours] == query_labels[:, None]).to(queries.dtype).mean()
+
+
+def _retrieval_least_similar(queries, query_labels, gallery, gallery_labels, k=5):
+    similarity = F.normalize(queries, dim=1) @ F.normalize(gallery, dim=1).T
+    neighbours = similarity.topk(k, dim=1, largest=False).indices
+    return (gallery_labels[neighbours] == query_labels[:, None]).to(queries.dtype).mean()
+
+
+def _retrieval_normalized_over_batch(queries, query_labels, gallery, gallery_labels, k=5):
+    similarity = F.normalize(queries, dim=0) @ F.normalize(gallery, dim=0).T
+    neighbours = similarity.topk(k, dim=1).indices
+    return (gallery_labels[neighbours] == query_labels[:, None]).to(queries.dtype).mean()
+
+
+def _retrieval_top1(queries, query_labels, gallery, gallery_labels, k=5):
+    return alignment.retrieval_precision(queries, query_labels, gallery, gallery_labels, 1)
+
+
+def _retrieval_hit_rate(queries, query_labels, gallery, gallery_labels, k=5):
+    similarity = F.normalize(queries, dim=1) @ F.normalize(gallery, dim=1).T
+    neighbours = similarity.topk(k, dim=1).indices
+    return (gallery_labels[neighbours] == query_labels[:, None]).any(1).to(queries.dtype).mean()
+
+
+_RETRIEVAL_MISTAKES = [
+    (_retrieval_euclidean, "those are the nearest neighbours by Euclidean distance; the similarity asked for is "
+     "the cosine, which ignores each vector's length: normalize every row first"),
+    (_retrieval_dot_product, "a plain dot product favours long vectors; cosine similarity divides by both "
+     "lengths (F.normalize(x, dim=1) on the queries and on the gallery)"),
+    (_retrieval_least_similar, "those are the k *least* similar gallery items: topk takes the largest by default"),
+    (_retrieval_normalized_over_batch, "each row (one vector) must have length 1: normalize along dim=1, not "
+     "dim=0, which rescales each feature over the batch"),
+    (_retrieval_top1, "only the single nearest neighbour counts here; precision at k looks at the k nearest"),
+    (_retrieval_hit_rate, "that is the share of queries with *at least one* match among the k (the hit rate); "
+     "precision at k is the share of the k neighbours that match, averaged"),
+]
+
+
+def _check_retrieval_precision(fn) -> int:
+    g = torch.Generator().manual_seed(0)
+
+    def scattered(q: int, n: int, d: int, classes: int, k: int, dtype=torch.float32):
+        # class directions plus noise, and lengths spread over two orders of magnitude, so that the
+        # cosine, the Euclidean distance and the dot product pick different neighbours
+        centres = torch.randn(classes, d, generator=g, dtype=dtype)
+        query_labels = torch.randint(classes, (q,), generator=g)
+        gallery_labels = torch.randint(classes, (n,), generator=g)
+
+        def points(labels):
+            directions = centres[labels] + 0.9 * torch.randn(len(labels), d, generator=g, dtype=dtype)
+            return directions * torch.exp(2 * torch.rand(len(labels), 1, generator=g, dtype=dtype))
+
+        return points(query_labels), query_labels, points(gallery_labels), gallery_labels, k
+
+    cases = [
+        ("12 queries and 30 gallery items in 6 dimensions, 3 classes, k=5", scattered(12, 30, 6, 3, 5)),
+        ("40 queries, 25 gallery items, 4 dimensions, 5 classes, k=3, float64",
+         scattered(40, 25, 4, 5, 3, torch.float64)),
+        ("7 queries, 50 gallery items, 16 dimensions, 4 classes, k=10", scattered(7, 50, 16, 4, 10)),
+        ("30 queries, 20 gallery items, 3 dimensions, 2 classes, k=1", scattered(30, 20, 3, 2, 1)),
+    ]
+    return check_cases(fn, alignment.retrieval_precision, cases, _RETRIEVAL_MISTAKES)
+
+
+register(Exercise("alignment.retrieval_precision", _check_retrieval_precision, alignment.retrieval_precision,
+                  _RETRIEVAL_MISTAKES))
+
+# ------------------------------------------------------------------- profile_correlation
+
+
+def _profiles(features, labels, num_classes, reduce="mean"):
+    rows = [features[labels == c] for c in range(num_classes)]
+    return torch.stack([r.sum(0) if reduce == "sum" else r.mean(0) for r in rows])  # (C, U)
+
+
+def _profile_cosine(fa, la, fb, lb, num_classes=10):
+    a, b = _profiles(fa, la, num_classes), _profiles(fb, lb, num_classes)
+    return (a * b).sum(0) / (a.norm(dim=0) * b.norm(dim=0)).clamp_min(1e-12)
+
+
+def _profile_centred_over_units(fa, la, fb, lb, num_classes=10):
+    a, b = _profiles(fa, la, num_classes), _profiles(fb, lb, num_classes)
+    a, b = a - a.mean(1, keepdim=True), b - b.mean(1, keepdim=True)
+    return (a * b).sum(0) / (a.norm(dim=0) * b.norm(dim=0)).clamp_min(1e-12)
+
+
+def _profile_sums(fa, la, fb, lb, num_classes=10):
+    a, b = _profiles(fa, la, num_classes, "sum"), _profiles(fb, lb, num_classes, "sum")
+    a, b = a - a.mean(0), b - b.mean(0)
+    return (a * b).sum(0) / (a.norm(dim=0) * b.norm(dim=0)).clamp_min(1e-12)
+
+
+def _profile_per_class(fa, la, fb, lb, num_classes=10):
+    a, b = _profiles(fa, la, num_classes).T, _profiles(fb, lb, num_classes).T  # (U, C): correlates classes
+    a, b = a - a.mean(0), b - b.mean(0)
+    return (a * b).sum(0) / (a.norm(dim=0) * b.norm(dim=0)).clamp_min(1e-12)
+
+
+def _profile_nan_for_silent(fa, la, fb, lb, num_classes=10):
+    a, b = _profiles(fa, la, num_classes), _profiles(fb, lb, num_classes)
+    a, b = a - a.mean(0), b - b.mean(0)
+    return (a * b).sum(0) / (a.norm(dim=0) * b.norm(dim=0))
+
+
+def _profile_examples_not_classes(fa, la, fb, lb, num_classes=10):
+    a, b = fa - fa.mean(0), fb - fb.mean(0)  # no profiles: per-unit statistics of the raw activations
+    return (a.std(0) * b.std(0)) / (a.std(0) * b.std(0)).clamp_min(1e-12)
+
+
+_PROFILE_MISTAKES = [
+    (_profile_cosine, "the profiles were not centred: a correlation subtracts each profile's mean over the "
+     "classes first (without it you get their cosine)"),
+    (_profile_centred_over_units, "centre each unit's profile over the classes (dim 0 of the (C, U) "
+     "profiles), not each class over the units"),
+    (_profile_sums, "a profile is the *mean* activation per class; sums weigh classes by how many examples "
+     "they have"),
+    (_profile_per_class, "that is one correlation per class (across units); the question is per unit: "
+     "correlate each unit's ten class means in one domain with its ten in the other"),
+    (_profile_nan_for_silent, "a silent unit (a constant profile) gives 0/0 = NaN: return 0 for it"),
+    (_profile_examples_not_classes, "the profiles are the per-class means of each unit: group the examples "
+     "by their labels first"),
+]
+
+
+def _check_profile_correlation(fn) -> int:
+    g = torch.Generator().manual_seed(0)
+
+    def domains(n_a: int, n_b: int, units: int, classes: int, dtype=torch.float32, silent: bool = False):
+        # unbalanced classes (class c about c + 1 times as common), every class present in both domains;
+        # domain b's units respond partly like a's (a shared tuning plus noise)
+        tuning = torch.rand(classes, units, generator=g, dtype=dtype)
+
+        def draw(n):
+            weights = torch.arange(1, classes + 1, dtype=torch.float)
+            labels = torch.cat([torch.arange(classes), torch.multinomial(weights, n - classes, True, generator=g)])
+            labels = labels[torch.randperm(n, generator=g)]
+            return torch.relu(tuning[labels] + 0.5 * torch.randn(n, units, generator=g, dtype=dtype)), labels
+
+        (fa, la), (fb, lb) = draw(n_a), draw(n_b)
+        if silent:
+            fb[:, 0] = 0.0
+        return fa, la, fb, lb, classes
+
+    cases = [
+        ("features_a (60, 7) and features_b (45, 7), 4 classes of unequal size", domains(60, 45, 7, 4)),
+        ("features_a (80, 5) and features_b (90, 5), 10 classes, float64", domains(80, 90, 5, 10, torch.float64)),
+        ("features (50, 6) and (70, 6), 3 classes, unit 0 silent in domain b", domains(50, 70, 6, 3, silent=True)),
+        ("features (30, 3) and (30, 3): as many units as classes", domains(30, 30, 3, 3)),
+    ]
+    return check_cases(fn, alignment.profile_correlation, cases, _PROFILE_MISTAKES)
+
+
+register(Exercise("alignment.profile_correlation", _check_profile_correlation, alignment.profile_correlation,
+                  _PROFILE_MISTAKES))
 
 # ------------------------------------------------------------------- gradient_reversal
 
 
 def _forward_and_gradient(fn: Callable) -> Callable:
-    """A probe: (x, weight, upstream) -> (fn's output, the gradient of sum(output * upstream) at x)."""
+    """A probe, as inside a network: h = 2 * leaf feeds fn and, directly, another branch.
 
-    def probe(x, weight, upstream):
+    (x, weight, upstream, direct) -> (fn(h)'s output, the gradient at the leaf of
+    sum(fn(h, weight) * upstream) + sum(h * direct)). Only the gradient that comes back
+    through fn may be reversed; the other branch's (a label classifier's) must not be.
+    """
+
+    def probe(x, weight, upstream, direct):
         leaf = x.detach().clone().requires_grad_(True)
-        y = fn(leaf, weight)
+        h = 2 * leaf  # not a leaf: the output of a layer
+        y = fn(h, weight)
         if not isinstance(y, torch.Tensor):
             return y, None
-        if not y.requires_grad:  # detached, or built from numbers: no gradient reaches x
-            return y.detach(), torch.zeros_like(x)
         if y.shape != x.shape:
             return y.detach(), None
-        (grad,) = torch.autograd.grad((y * upstream.to(y.dtype)).sum(), leaf, allow_unused=True)
-        return y.detach(), torch.zeros_like(x) if grad is None else grad
+        loss = (h * direct).sum()
+        if y.requires_grad:  # detached, or built from numbers: no gradient comes back through y
+            loss = loss + (y * upstream.to(y.dtype)).sum()
+        (grad,) = torch.autograd.grad(loss, leaf)
+        return y.detach() / 2, grad  # y / 2: the output compared with x itself
 
     return probe
 
 
-def _reversal_reference(x, weight, upstream):
-    return x.clone(), -weight * upstream
+def _reversal_reference(x, weight, upstream, direct):
+    return x.clone(), 2 * (-weight * upstream + direct)
 
 
 class _ScaledBack(torch.autograd.Function):
@@ -74,6 +247,11 @@ def _detached(x, weight):
     return x.detach()
 
 
+def _hook_on_input(x, weight):
+    x.register_hook(lambda grad: -weight * grad)
+    return x
+
+
 _REVERSAL_MISTAKES = [  # wrong answers (x, weight) -> y, with their hints
     (_reversed_forward, "the forward pass must return x unchanged; only the gradient "
      "is reversed, in backward (write a torch.autograd.Function)"),
@@ -85,6 +263,9 @@ _REVERSAL_MISTAKES = [  # wrong answers (x, weight) -> y, with their hints
      "-weight * grad_output)"),
     (_detached, "no gradient reaches x: the output is detached from it; return a "
      "tensor that autograd connects to x (x.view_as(x) in forward)"),
+    (_hook_on_input, "every gradient reaching x was reversed, also the one from x's other uses (in DANN, "
+     "the label classifier's): a hook on x itself does that; reverse only the gradient that comes back "
+     "through your function's output"),
 ]
 
 
@@ -95,11 +276,13 @@ def _check_gradient_reversal(fn) -> int:
                                  ((2, 3, 4), 2.0, torch.float64), ((4, 1), 0.0, torch.float32)]:
         x = torch.randn(*shape, generator=g, dtype=dtype)
         upstream = torch.randn(*shape, generator=g, dtype=dtype)
-        description = f"x of shape {shape} ({dtype}) with weight = {weight} and a random upstream gradient"
-        cases.append((description, (x, weight, upstream)))
+        direct = torch.randn(*shape, generator=g, dtype=dtype)
+        description = (f"x of shape {shape} ({dtype}), the output of a layer that also feeds another branch, "
+                       f"with weight = {weight} and random upstream gradients")
+        cases.append((description, (x, weight, upstream, direct)))
     mistakes = [(_forward_and_gradient(wrong), hint) for wrong, hint in _REVERSAL_MISTAKES]
     return check_cases(_forward_and_gradient(fn), _reversal_reference, cases, mistakes,
-                       what="(the output, the gradient that reaches x)")
+                       what="(the output, the gradient that reaches the network's input)")
 
 
 register(Exercise("alignment.gradient_reversal", _check_gradient_reversal, alignment.gradient_reversal,
@@ -141,6 +324,7 @@ _WEIGHT_MISTAKES = [
 def _check_dann_weight(fn) -> int:
     cases = [(f"progress = {p}, gamma = {gamma}", (p, gamma))
              for p, gamma in [(0.0, 10.0), (0.1, 10.0), (0.25, 10.0), (0.5, 5.0), (0.9, 10.0), (1.0, 3.0)]]
+    cases.append(("progress = 0.3, gamma left at its default", (0.3,)))
     return check_cases(fn, alignment.dann_weight, cases, _WEIGHT_MISTAKES, atol=1e-6, rtol=1e-5)
 
 
@@ -186,7 +370,20 @@ def _check_domain_loss(fn) -> int:
          (torch.tensor([120.0, -80.0, 3.0]), torch.tensor([-150.0, 60.0, 0.5, 90.0]))),
         ("one example per domain: source [0.7], target [-1.3]", (torch.tensor([0.7]), torch.tensor([-1.3]))),
     ]
-    return check_cases(fn, alignment.domain_loss, cases, _DOMAIN_MISTAKES)
+    passed = check_cases(fn, alignment.domain_loss, cases, _DOMAIN_MISTAKES)
+    # the domain classifier learns from this loss: its gradient must reach the logits
+    source, target = cases[0][1][0].clone().requires_grad_(), cases[0][1][1].clone().requires_grad_()
+    loss = call(fn, source, target, inputs=cases[0][0])
+    if not isinstance(loss, torch.Tensor) or not loss.requires_grad:
+        raise Mismatch(f"on {cases[0][0]}, the value is right but no gradient reaches the logits: return a "
+                       "tensor computed with torch from them (no .item(), .detach() or NumPy), so that the "
+                       "domain classifier can learn from it")
+    got = torch.autograd.grad(loss, (source, target), allow_unused=True)
+    expected = torch.autograd.grad(alignment.domain_loss(source, target), (source, target))
+    if any(g is None or not torch.allclose(g, e, atol=1e-6, rtol=1e-4) for g, e in zip(got, expected)):
+        raise Mismatch(f"on {cases[0][0]}, the value is right but its gradient with respect to the logits is "
+                       "not that of the binary cross-entropy: compute the loss from the logits themselves")
+    return passed + 1
 
 
 register(Exercise("alignment.domain_loss", _check_domain_loss, alignment.domain_loss, _DOMAIN_MISTAKES))
@@ -345,3 +542,241 @@ def _check_procrustes(fn) -> int:
 
 
 register(Exercise("alignment.procrustes", _check_procrustes, alignment.procrustes, _PROCRUSTES_MISTAKES))
+
+
+# ----------------------------------------------------------------------------------------
+# Section 4: translation between languages without parallel text
+# ----------------------------------------------------------------------------------------
+# add_noise: its output is random, so the checker tests properties over many draws instead
+# of comparing with the reference draw by draw.
+
+
+
+def _noise_global_shuffle(tokens, generator, drop=0.1, k=3):
+    kept = tokens[torch.rand(len(tokens), generator=generator) >= drop]
+    kept = kept if len(kept) else tokens[:1]
+    return kept[torch.randperm(len(kept), generator=generator)]
+
+
+def _noise_fixed_rate(tokens, generator, drop=0.1, k=3):
+    return alignment.add_noise(tokens, generator, drop=0.1, k=k)
+
+
+def _noise_global_rng(tokens, generator, drop=0.1, k=3):
+    return alignment.add_noise(tokens, torch.default_generator, drop=drop, k=k)
+
+
+def _noise_same_positions(tokens, generator, drop=0.1, k=3):
+    fixed = torch.Generator().manual_seed(0)  # a new generator each call: the same drops every time
+    keep = torch.rand(len(tokens), generator=fixed) >= drop
+    kept = tokens[keep] if keep.any() else tokens[:1]
+    return alignment.add_noise(kept, generator, drop=0.0, k=k)
+
+
+def _noise_k_off_by_one(tokens, generator, drop=0.1, k=3):
+    return alignment.add_noise(tokens, generator, drop=drop, k=max(k - 1, 0))
+
+
+def _noise_fixed_count(tokens, generator, drop=0.1, k=3):
+    # round(drop * T) words dropped at random positions: the right rate, but no spread
+    n_drop = min(round(drop * len(tokens)), len(tokens) - 1) if len(tokens) else 0
+    kept = tokens[torch.randperm(len(tokens), generator=generator)[n_drop:].sort().values]
+    return alignment.add_noise(kept, generator, drop=0.0, k=k)
+
+
+def _noise_integer_keys(tokens, generator, drop=0.1, k=3):
+    kept = tokens[torch.rand(len(tokens), generator=generator) >= drop]
+    kept = kept if len(kept) or not len(tokens) else tokens[torch.randint(len(tokens), (1,), generator=generator)]
+    keys = torch.arange(len(kept)) + torch.randint(0, k + 1, (len(kept),), generator=generator)
+    return kept[keys.argsort(stable=True)]
+
+
+def _noise_shared_uniform(tokens, generator, drop=0.1, k=3):
+    u = torch.rand(len(tokens), generator=generator)  # one draw for both the drops and the keys
+    keep = u >= drop
+    if len(tokens) and not keep.any():
+        keep[torch.randint(len(tokens), (1,), generator=generator)] = True
+    kept, u = tokens[keep], u[keep]
+    return kept[(torch.arange(len(kept)) + (k + 1) * u).argsort()]
+
+
+_HINT_U_OF_K = "the keys are i + u_i with u_i ~ U(0, k + 1), not U(0, k)"
+_HINT_INTEGER_KEYS = ("the u_i look like whole numbers (torch.randint): with integer keys, ties keep the original "
+                      "order, so no word ever moves k positions; draw u_i from the continuous U(0, k + 1), "
+                      "e.g. (k + 1) * torch.rand(n, generator=generator)")
+_HINT_SHARED_UNIFORM = ("the keys reuse the random numbers that decided the drops (a kept word's number is always "
+                        ">= drop, so the keys are not U(0, k + 1)); draw new random numbers for the keys")
+
+_NOISE_MISTAKES = [
+    (_noise_global_shuffle, "moved further than k"),
+    (_noise_fixed_rate, "drop rate"),
+    (_noise_global_rng, "global random generator"),
+    (_noise_same_positions, "same positions"),
+    (_noise_k_off_by_one, _HINT_U_OF_K),
+    (_noise_fixed_count, "same number of words"),
+    (_noise_integer_keys, "whole numbers"),
+    (_noise_shared_uniform, "reuse the random numbers"),
+]
+
+
+def _displacements(tokens: torch.Tensor, noisy: torch.Tensor) -> torch.Tensor:
+    """Distinct tokens (T,), one noisy output (T',) -> each output word's displacement (T',),
+    counted among the surviving words, so that drops before or after the shuffle both count 0."""
+    position = {t: i for i, t in enumerate(tokens.tolist())}
+    original = torch.tensor([position[t] for t in noisy.tolist()], dtype=torch.int64)
+    rank = original.argsort().argsort()  # where each word would stand without the shuffle
+    return torch.arange(len(noisy)) - rank
+
+
+def _displacement_histogram(fn, tokens, seed, drop, k, draws, draw=None) -> tuple[torch.Tensor, int]:
+    """The frequencies of the displacements -k..k over ``draws`` outputs of fn, and the largest |displacement|."""
+    g = torch.Generator().manual_seed(seed)
+    moves = torch.cat([_displacements(tokens, draw(tokens, g, drop, k) if draw else fn(tokens, g, drop, k))
+                       for _ in range(draws)])
+    return (moves[:, None] == torch.arange(-k, k + 1)).float().mean(0), moves.abs().max().item()
+
+
+def _check_add_noise(fn) -> int:
+    import random
+
+    import numpy as np
+
+    checks = 0
+
+    def draw(tokens, seed_or_generator, drop, k, what):
+        g = seed_or_generator
+        if isinstance(g, int):
+            g = torch.Generator().manual_seed(g)
+        given = tokens.clone()
+        inputs = f"{what} (tokens {describe(tokens)}, drop={drop}, k={k})"
+        out = call(fn, given, g, drop, k, inputs=inputs)
+        if not torch.equal(given, tokens):
+            raise Mismatch(f"on {inputs}, your function changed its input `tokens` in place; work on a copy "
+                           "(index with a mask or a permutation, which makes a new tensor)")
+        if not isinstance(out, torch.Tensor):
+            raise Mismatch(f"on {inputs}, the result should be a torch tensor, got {describe(out)}")
+        if out.dim() != 1 or out.dtype != tokens.dtype or out.device != tokens.device:
+            raise Mismatch(f"on {inputs}, the result should be a 1-D tensor of dtype {tokens.dtype} on "
+                           f"{tokens.device}, like the input; got {describe(out)} on {out.device}")
+        counts_in = torch.bincount(tokens.long(), minlength=1000)
+        if (out < 0).any() or (out >= 1000).any() or (torch.bincount(out.long(), minlength=1000) > counts_in).any():
+            raise Mismatch(f"on {inputs}, the result {out.tolist()} is not the input {tokens.tolist()} minus some "
+                           "dropped words: keep only the input's words, each as often as it occurs at most")
+        if len(tokens) and not len(out):
+            raise Mismatch(f"on {inputs}, the result is empty: when every word is dropped, keep one of them")
+        return out
+
+    def draw_alone(tokens, seed, drop, k, what):
+        """One draw that must use `generator` only: torch's, Python's and NumPy's global generators stay as they are."""
+        states = torch.get_rng_state(), random.getstate(), np.random.get_state()[1].copy()
+        out = draw(tokens, seed, drop, k, what)
+        if not torch.equal(states[0], torch.get_rng_state()):
+            raise Mismatch(f"with drop={drop}, your function drew numbers from torch's global random generator "
+                           "(torch.rand or torch.randint without generator=...): pass generator=generator to "
+                           "every random function")
+        if states[1] != random.getstate() or not np.array_equal(states[2], np.random.get_state()[1]):
+            raise Mismatch(f"with drop={drop}, your function drew numbers from Python's `random` module or NumPy's "
+                           "global generator: draw every random number from `generator`, e.g. "
+                           "torch.randint(n, (1,), generator=generator)")
+        if not torch.equal(out, draw(tokens, seed, drop, k, what + ", again with a generator of the same seed")):
+            raise Mismatch(f"with drop={drop}, two generators with the same seed gave different outputs: draw "
+                           "every random number from `generator` (e.g. torch.rand(n, generator=generator))")
+        return out
+
+    # 1. Random number sources: the generator is used, the global ones are not (also when every word is dropped).
+    sentence = torch.arange(100, 130)
+    first = draw_alone(sentence, 7, 0.2, 3, "a sentence of 30 distinct words")
+    for seed in range(8):
+        draw_alone(sentence[:5], seed, 1.0, 2, "drop=1 (every word dropped)")
+    others = [draw(sentence, seed, 0.2, 3, f"the same sentence with seed {seed}") for seed in range(1, 6)]
+    if all(torch.equal(first, o) for o in others):
+        raise Mismatch("six generators with different seeds all gave the same output: the noise must depend on "
+                       "the generator's random numbers")
+    checks += 3
+
+    # 2. drop=0 and k=0 give the sentence back; drop=0 keeps every word; an empty sentence stays empty.
+    repeated = torch.tensor([5, 5, 7, 7, 7, 9, 5, 2, 11, 7])
+    for tokens in (sentence, repeated, torch.tensor([4]), torch.tensor([3, 1], dtype=torch.int32)):
+        for k in (0, 3):
+            out = draw(tokens, k, 0.0, k, f"drop=0 and k={k}")
+            if len(out) != len(tokens):
+                raise Mismatch(f"with drop=0 no word may be dropped, but {tokens.tolist()} became {out.tolist()}: "
+                               "the drop rate must follow the argument `drop`")
+            if k == 0 and not torch.equal(out, tokens):
+                raise Mismatch(f"with drop=0 and k=0 no word may move, but {tokens.tolist()} became "
+                               f"{out.tolist()}: words moved further than k; shuffle locally, by sorting the "
+                               "positions i by i + u_i with u_i ~ U(0, k + 1)")
+    for drop in (0.0, 0.5, 1.0):
+        draw(torch.tensor([], dtype=torch.int64), 0, drop, 3, "an empty sentence")  # must not fail
+    checks += 3
+
+    # 3. The drop rate, position by position, and the spread of the number dropped per draw (binomial).
+    g = torch.Generator().manual_seed(11)
+    for p in (0.1, 0.3, 0.6):
+        dropped, per_draw = torch.zeros(20), []
+        draws = 600
+        for _ in range(draws):
+            out = draw(sentence[:20], g, p, 0, f"drop={p} with k=0")
+            lost = ~torch.isin(sentence[:20], out)
+            dropped += lost
+            per_draw.append(lost.sum().item())
+        rate = dropped / draws
+        if ((rate == 0) | (rate == 1)).all():
+            raise Mismatch(f"with drop={p}, some positions are dropped every time and the others never "
+                           f"(rates {rate.numpy().round(2).tolist()}): the same positions are dropped in every "
+                           "draw; drop each word independently, with random numbers from `generator`")
+        if abs(rate.mean().item() - p) > 0.025:
+            raise Mismatch(f"with drop={p}, the words were dropped at a drop rate of {rate.mean().item():.3f} "
+                           f"over {draws} draws; each word should be dropped with probability {p}")
+        # independent drops: the number dropped is Binomial(20, p), variance 20 p (1 - p); the estimate over
+        # 600 draws is within about 6% of it, so 0.7..1.4 leaves more than five standard deviations
+        spread = torch.tensor(per_draw, dtype=torch.float64).var().item() / (20 * p * (1 - p))
+        if not 0.7 < spread < 1.4:
+            same = len(set(per_draw)) == 1
+            raise Mismatch(f"with drop={p}, the number of words dropped from 20 varied with a variance of "
+                           f"{spread * 20 * p * (1 - p):.2f} over {draws} draws, but independent drops give "
+                           f"20 p (1 - p) = {20 * p * (1 - p):.2f}"
+                           + (f": the same number of words, {per_draw[0]}, was dropped every time; decide for "
+                              "each word on its own, with its own random number" if same else ""))
+    checks += 2
+
+    # 4. Never empty: one word survives, a random one.
+    kept = [draw(sentence[:5], seed, 1.0, 2, "drop=1 (every word dropped)") for seed in range(40)]
+    if any(len(o) != 1 for o in kept):
+        raise Mismatch("with drop=1 every word is dropped; keep exactly one of them, chosen at random")
+    if len({o.item() for o in kept}) == 1:
+        raise Mismatch("with drop=1 the word kept is always the same one; choose it at random (with the generator)")
+    checks += 1
+
+    # 5. The shuffle: no word moves more than k, and the displacements -k..k are distributed as the
+    # reference's. A known mistake's hint is given only when the displacements match its own.
+    for k, drop in ((3, 0.0), (1, 0.0), (3, 0.3), (5, 0.1)):
+        what = f"k={k}, drop={drop}"
+        have, reach = _displacement_histogram(
+            fn, sentence[:20], 200 + k, drop, k, 1500, draw=lambda t, g, d, k_, what=what: draw(t, g, d, k_, what))
+        if reach > k:
+            raise Mismatch(f"with k={k} a word moved further than k: by {reach} positions (counted among the "
+                           "words kept); shuffle locally, by sorting the positions i by i + u_i with "
+                           "u_i ~ U(0, k + 1)")
+        want, _ = _displacement_histogram(alignment.add_noise, sentence[:20], 100 + k, drop, k, 1500)
+        # with drop > 0 only the reach is required: shuffling before dropping is fine too, and it shrinks
+        # the displacements counted among the words kept
+        if reach == k and (drop > 0 or (have - want).abs().sum() / 2 <= 0.05):
+            continue
+        # the first two mistakes fail with drop=0 already, the third only once words are dropped
+        suspects = ([(_noise_k_off_by_one, _HINT_U_OF_K), (_noise_integer_keys, _HINT_INTEGER_KEYS)] if drop == 0
+                    else [(_noise_shared_uniform, _HINT_SHARED_UNIFORM)])
+        matches = []
+        for mistake, mistake_hint in suspects:
+            theirs, _ = _displacement_histogram(mistake, sentence[:20], 300 + k, drop, k, 1500)
+            if (have - theirs).abs().sum() / 2 <= 0.03 and (theirs - want).abs().sum() / 2 > 0.05:
+                matches.append(mistake_hint)
+        raise Mismatch(f"with {what}, the displacements -k..k of the kept words occur with frequencies "
+                       f"{[round(x, 3) for x in have.tolist()]}, but sorting the positions i by i + u_i with "
+                       f"u_i ~ U(0, k + 1) gives about {[round(x, 3) for x in want.tolist()]}"
+                       + (f" (no word ever moved by k = {k} positions)" if reach < k else "")
+                       + (f". Hint: {matches[0]}" if len(matches) == 1 else ""))
+    return checks + 4
+
+
+register(Exercise("alignment.add_noise", _check_add_noise, alignment.add_noise, _NOISE_MISTAKES))

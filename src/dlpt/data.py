@@ -371,3 +371,128 @@ def notes(n: int, length: int = 4000, sample_rate: int = 8000, seed: int = 0) ->
         clip += rng.normal(0, 0.005, length)
     clips *= 0.9 / np.abs(clips).max(axis=1, keepdims=True)
     return torch.tensor(clips, dtype=torch.float32)
+
+
+# ----------------------------------------------------------------------------------------
+# Two artificial languages without parallel text (chapter 5, section 4)
+# ----------------------------------------------------------------------------------------
+
+_WORD_CLASSES = {"det": 5, "adj": 20, "noun": 42, "verb": 26, "adv": 11, "prep": 6}  # 110 words
+
+
+class ArtificialLanguages(NamedTuple):
+    """Two languages with the same vocabulary size V, and no sentence pairs to learn from.
+
+    ``a``, ``b``: monolingual corpora, lists of 1-D int64 tensors of word ids in [0, V);
+    the sentences of ``b`` come from *other* underlying sentences than those of ``a``.
+    ``test_a``, ``test_b``: parallel sentences (``test_b[i]`` translates ``test_a[i]``),
+    held out to evaluate a translation only. ``dictionary`` (V,): the secret bijection,
+    the B word id of A word ``i``. ``words_a``, ``words_b``: the words as strings;
+    ``word_class``: the class of A word ``i`` ("noun", "verb", ...).
+    """
+
+    a: list[torch.Tensor]
+    b: list[torch.Tensor]
+    test_a: list[torch.Tensor]
+    test_b: list[torch.Tensor]
+    dictionary: torch.Tensor
+    words_a: list[str]
+    words_b: list[str]
+    word_class: list[str]
+
+
+def _pseudo_words(n: int, consonants: str, vowels: str, rng: np.random.Generator) -> list[str]:
+    words: list[str] = []
+    while len(words) < n:
+        syllables = rng.integers(2, 4)
+        word = "".join(rng.choice(list(consonants)) + rng.choice(list(vowels)) for _ in range(syllables))
+        if word not in words:
+            words.append(word)
+    return words
+
+
+def artificial_languages(n_sentences: int = 20_000, n_test: int = 1000, reorder: bool = True,
+                         seed: int = 0) -> ArtificialLanguages:
+    """Language A from a small random grammar, language B = A through a secret dictionary.
+
+    A sentence is ``DET [ADJ] NOUN VERB [DET [ADJ] NOUN] [ADV] [PREP DET [ADJ] NOUN]``:
+    a subject, a verb, an optional object, adverb and prepositional phrase. Each word is
+    chosen given its head (the verb given the subject noun, the object given the verb,
+    an adjective given its noun, ...) from Zipf-like frequencies times random affinities
+    drawn once per ``seed``, so every word has its own pattern of company. B renames
+    every word through a random bijection; with ``reorder`` it also changes the word
+    order locally: adjectives follow their noun, the object precedes the verb, and the
+    preposition follows its noun phrase. ``n_sentences`` underlying sentences are drawn
+    for each corpus (independently) and ``n_test`` for the parallel test set.
+    """
+    rng = np.random.default_rng(seed)
+    names = list(_WORD_CLASSES)
+    starts = np.cumsum([0] + list(_WORD_CLASSES.values()))
+    ids = {c: np.arange(starts[i], starts[i + 1]) for i, c in enumerate(names)}
+    V = int(starts[-1])
+
+    def conditional(heads: int, cls: str) -> np.ndarray:
+        """(heads, |cls|) cumulative distributions: Zipf-like frequencies times log-normal affinities."""
+        n = len(ids[cls])
+        zipf = 1.0 / (rng.permutation(n) + 2.0)
+        p = zipf * np.exp(1.5 * rng.standard_normal((heads, n)))
+        return np.cumsum(p / p.sum(1, keepdims=True), axis=1)
+
+    noun_freq = conditional(1, "noun")
+    tables = {"verb": conditional(len(ids["noun"]), "verb"), "object": conditional(len(ids["verb"]), "noun"),
+              "adj": conditional(len(ids["noun"]), "adj"), "det": conditional(len(ids["noun"]), "det"),
+              "adv": conditional(len(ids["verb"]), "adv"), "prep": conditional(len(ids["verb"]), "prep"),
+              "pp_noun": conditional(len(ids["prep"]), "noun")}
+
+    def draw(table: np.ndarray, heads: np.ndarray) -> np.ndarray:
+        u = rng.random(len(heads))
+        return np.minimum((table[heads] < u[:, None]).sum(1), table.shape[1] - 1)
+
+    def corpus(n: int) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        subject = draw(noun_freq, np.zeros(n, dtype=int))
+        verb = draw(tables["verb"], subject)
+        obj = draw(tables["object"], verb)
+        pp_prep = draw(tables["prep"], verb)
+        pp_noun = draw(tables["pp_noun"], pp_prep)
+        nouns = np.stack([subject, obj, pp_noun], 1)  # (n, 3) indices among the nouns
+        dets = np.stack([draw(tables["det"], nouns[:, j]) for j in range(3)], 1)
+        adjs = np.stack([draw(tables["adj"], nouns[:, j]) for j in range(3)], 1)
+        has_adj = rng.random((n, 3)) < 0.4
+        has_obj, has_adv, has_pp = rng.random(n) < 0.7, rng.random(n) < 0.3, rng.random(n) < 0.35
+        adv = draw(tables["adv"], verb)
+        words = {c: ids[c].tolist() for c in ids}
+        dets, adjs, nouns, verb, adv, pp_prep = (x.tolist() for x in (dets, adjs, nouns, verb, adv, pp_prep))
+        has_adj, has_obj, has_adv, has_pp = (x.tolist() for x in (has_adj, has_obj, has_adv, has_pp))
+        out_a, out_b = [], []
+        for i in range(n):
+            phrases_a, phrases_b = [], []
+            for j in range(3):
+                adj = [words["adj"][adjs[i][j]]] if has_adj[i][j] else []
+                det, noun = words["det"][dets[i][j]], words["noun"][nouns[i][j]]
+                phrases_a.append([det, *adj, noun])
+                phrases_b.append([det, noun, *adj] if reorder else [det, *adj, noun])
+            v = [words["verb"][verb[i]]]
+            obj_a, obj_b = (phrases_a[1], phrases_b[1]) if has_obj[i] else ([], [])
+            tail = [words["adv"][adv[i]]] if has_adv[i] else []
+            prep = [words["prep"][pp_prep[i]]] if has_pp[i] else []
+            pp_a = prep + phrases_a[2] if has_pp[i] else []
+            pp_b = (phrases_b[2] + prep if reorder else pp_a) if has_pp[i] else []
+            out_a.append(phrases_a[0] + v + obj_a + tail + pp_a)
+            out_b.append(phrases_b[0] + (obj_b + v if reorder else v + obj_b) + tail + pp_b)
+        return ([torch.tensor(s, dtype=torch.int64) for s in out_a],
+                [torch.tensor(s, dtype=torch.int64) for s in out_b])
+
+    dictionary = torch.as_tensor(rng.permutation(V), dtype=torch.int64)
+    a, _ = corpus(n_sentences)
+    _, b = corpus(n_sentences)
+    test_a, test_b = corpus(n_test)
+    b, test_b = [dictionary[s] for s in b], [dictionary[s] for s in test_b]
+    words_a = _pseudo_words(V, "ptkbdgmnlrs", "aeiou", rng)
+    words_b = [""] * V
+    for i, w in zip(dictionary.tolist(), _pseudo_words(V, "zvfhjwxcq", "aeuoy", rng)):
+        words_b[i] = w
+    word_class = [c for c in names for _ in ids[c]]
+    return ArtificialLanguages(a, b, test_a, test_b, dictionary, words_a, words_b, word_class)
+
+
+__all__ += ["ArtificialLanguages", "artificial_languages"]
