@@ -176,6 +176,11 @@ class CrossDomainNet(torch.nn.Module):
         return self.classifiers[0 if self.share else domain](self.embed(x, domain))
 
 
+def _cosine_similarities(queries: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
+    """Every query row (Q, D) against every key row (K, D): cosine similarities (Q, K)."""
+    return F.normalize(queries, dim=1) @ F.normalize(keys, dim=1).T
+
+
 def retrieval_precision(queries: torch.Tensor, query_labels: torch.Tensor, gallery: torch.Tensor,
                         gallery_labels: torch.Tensor, k: int = 5) -> torch.Tensor:
     """Precision at k of cross-domain retrieval by cosine similarity, a 0-d tensor.
@@ -184,8 +189,7 @@ def retrieval_precision(queries: torch.Tensor, query_labels: torch.Tensor, galle
     its k most similar gallery items (cosine similarity) that have its label; averaged
     over the queries (a share of counts: float32 whatever the inputs' precision).
     """
-    similarity = F.normalize(queries, dim=1) @ F.normalize(gallery, dim=1).T  # (Q, G)
-    neighbours = similarity.topk(k, dim=1).indices  # (Q, k)
+    neighbours = _cosine_similarities(queries, gallery).topk(k, dim=1).indices  # (Q, k)
     return (gallery_labels[neighbours] == query_labels[:, None]).float().mean()
 
 
@@ -515,8 +519,7 @@ def frequency_rank_dictionary(counts_a: torch.Tensor, counts_b: torch.Tensor) ->
 
 def nearest_neighbours(queries: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
     """For each row of queries (N, D), the index of the most cosine-similar row of keys (M, D): (N,)."""
-    queries = torch.nn.functional.normalize(queries, dim=1)
-    return (queries @ torch.nn.functional.normalize(keys, dim=1).T).argmax(1)
+    return _cosine_similarities(queries, keys).argmax(1)
 
 
 def sinkhorn(cost: torch.Tensor, epsilon: float, iterations: int = 100) -> torch.Tensor:

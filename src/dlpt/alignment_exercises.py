@@ -102,33 +102,39 @@ def _profiles(features, labels, num_classes, reduce="mean"):
     return torch.stack([r.sum(0) if reduce == "sum" else r.mean(0) for r in rows])  # (C, U)
 
 
+def _column_cosine(a, b, guard=True):
+    """Cosine of each column of a with the same column of b; with guard, 0 where a column is zero."""
+    norms = a.norm(dim=0) * b.norm(dim=0)
+    return (a * b).sum(0) / (norms.clamp_min(1e-12) if guard else norms)
+
+
 def _profile_cosine(fa, la, fb, lb, num_classes=10):
     a, b = _profiles(fa, la, num_classes), _profiles(fb, lb, num_classes)
-    return (a * b).sum(0) / (a.norm(dim=0) * b.norm(dim=0)).clamp_min(1e-12)
+    return _column_cosine(a, b)
 
 
 def _profile_centred_over_units(fa, la, fb, lb, num_classes=10):
     a, b = _profiles(fa, la, num_classes), _profiles(fb, lb, num_classes)
     a, b = a - a.mean(1, keepdim=True), b - b.mean(1, keepdim=True)
-    return (a * b).sum(0) / (a.norm(dim=0) * b.norm(dim=0)).clamp_min(1e-12)
+    return _column_cosine(a, b)
 
 
 def _profile_sums(fa, la, fb, lb, num_classes=10):
     a, b = _profiles(fa, la, num_classes, "sum"), _profiles(fb, lb, num_classes, "sum")
     a, b = a - a.mean(0), b - b.mean(0)
-    return (a * b).sum(0) / (a.norm(dim=0) * b.norm(dim=0)).clamp_min(1e-12)
+    return _column_cosine(a, b)
 
 
 def _profile_per_class(fa, la, fb, lb, num_classes=10):
     a, b = _profiles(fa, la, num_classes).T, _profiles(fb, lb, num_classes).T  # (U, C): correlates classes
     a, b = a - a.mean(0), b - b.mean(0)
-    return (a * b).sum(0) / (a.norm(dim=0) * b.norm(dim=0)).clamp_min(1e-12)
+    return _column_cosine(a, b)
 
 
 def _profile_nan_for_silent(fa, la, fb, lb, num_classes=10):
     a, b = _profiles(fa, la, num_classes), _profiles(fb, lb, num_classes)
     a, b = a - a.mean(0), b - b.mean(0)
-    return (a * b).sum(0) / (a.norm(dim=0) * b.norm(dim=0))
+    return _column_cosine(a, b, guard=False)
 
 
 def _profile_examples_not_classes(fa, la, fb, lb, num_classes=10):

@@ -15,6 +15,8 @@ from collections.abc import Callable, Iterator, Sequence
 
 import torch
 
+from dlpt.alignment import class_profiles
+
 __all__ = ["episodes", "prototypes", "maml_step"]
 
 Episode = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
@@ -67,8 +69,7 @@ def prototypes(embeddings: torch.Tensor, labels: torch.Tensor, n_way: int) -> to
     counts = torch.bincount(labels, minlength=n_way)
     if len(counts) > n_way or (counts == 0).any():
         raise ValueError(f"labels must cover every class 0..{n_way - 1} and nothing else; counts {counts.tolist()}")
-    one_hot = torch.nn.functional.one_hot(labels, n_way).to(embeddings.dtype)  # (N, n_way)
-    return (one_hot.T @ embeddings) / counts[:, None].to(embeddings.dtype)
+    return class_profiles(embeddings, labels, n_way)  # chapter 5's per-class means
 
 
 def maml_step(model: torch.nn.Module, loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
